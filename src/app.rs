@@ -1,0 +1,131 @@
+//! Wiring: builds every part, serves HTTP, and shuts everything down when `shutdown` resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::components::Components;
+use crate::config::{AuthConfig, Config};
+use crate::credentials::{self, CredentialsStore};
+use crate::events::EventBus;
+use crate::http::{self, AppState, DaemonInfo};
+use crate::systemd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot watch {what}")]
+    Watch {
+        what: &'static str,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("the HTTP server failed")]
+    Serve {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the daemon until `shutdown` resolves (SIGTERM/SIGINT in `main`, anything in tests).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let started = Instant::now();
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let auth = Auth::new(&config.auth);
+    if matches!(config.auth, AuthConfig::Disabled) {
+        tracing::warn!(
+            "--insecure-no-auth: every endpoint is open to anyone who can reach the port; local development only"
+        );
+    }
+    let events = EventBus::new();
+    let credentials = CredentialsStore::new(config.claude_config_dir.clone(), events.clone());
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let listen = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    auth.spawn_token_watch(cancel.clone(), &tracker)
+        .await
+        .map_err(|source| AppError::Watch {
+            what: "the token file",
+            source,
+        })?;
+    credentials::watcher::spawn(credentials.clone(), cancel.clone(), &tracker)
+        .await
+        .map_err(|source| AppError::Watch {
+            what: "the credentials file",
+            source,
+        })?;
+
+    let state = AppState {
+        auth,
+        credentials,
+        events,
+        components: Components::new(),
+        info: Arc::new(DaemonInfo {
+            started,
+            listen,
+            app_dir: config.app_dir.clone(),
+        }),
+        shutdown: cancel.clone(),
+    };
+    let app = http::router(state);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(cancel.clone().cancelled_owned());
+    let mut serving = tokio::spawn(async move { server.await });
+    tracing::info!(addr = %listen, version = env!("CARGO_PKG_VERSION"), "listening");
+    systemd::announce_ready(cancel.clone(), &tracker);
+
+    tokio::select! {
+        _ = shutdown => tracing::info!("shutdown requested"),
+        result = &mut serving => {
+            cancel.cancel();
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(source)) => Err(AppError::Serve { source }),
+                Err(join) => Err(AppError::Serve { source: std::io::Error::other(join) }),
+            };
+        }
+    }
+
+    let _ = systemd::notify("STOPPING=1");
+    cancel.cancel();
+    match tokio::time::timeout(config.shutdown_grace, &mut serving).await {
+        Ok(_) => tracing::info!("in-flight requests finished"),
+        Err(_) => {
+            tracing::warn!(
+                grace_s = config.shutdown_grace.as_secs(),
+                "in-flight requests still running after the grace period; closing them"
+            );
+            serving.abort();
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}

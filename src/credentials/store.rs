@@ -1,0 +1,366 @@
+//! Reads and writes `<claude-config-dir>/.credentials.json`.
+//!
+//! - Reads are live and retried briefly while the file looks torn (the CLI rewrites it in place).
+//! - Writes never replace newer tokens with older ones, keep every other key, and are atomic
+//!   (temp file in the same directory, fsync, rename, fsync the directory), mode 0600.
+//! - Writes and watcher checks are serialized by one lock, so the watcher can tell the daemon's own
+//!   writes (`credentials.written`) from everyone else's (`credentials.rotated`).
+
+use std::collections::hash_map::RandomState;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::hash::BuildHasher;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::document::{self, OAuthCredentials, Unusable, WriteRequest};
+use super::error::CredentialsError;
+use crate::events::{EventBus, now_ms};
+
+/// How long a read keeps retrying a file that looks torn before answering 422.
+const TORN_READ_BUDGET: Duration = Duration::from_millis(250);
+
+/// What the daemon last saw in the file. Never holds a token, only a keyed hash of them.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub present: bool,
+    pub expires_at: Option<u64>,
+    pub scopes: Vec<String>,
+    pub subscription_type: Option<String>,
+    pub last_rotation_at: Option<u64>,
+    pub rotations: u64,
+    fingerprint: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct CredentialsStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    file: PathBuf,
+    lock: tokio::sync::Mutex<()>,
+    known: Mutex<Known>,
+    events: EventBus,
+    hasher: RandomState,
+    temp_counter: AtomicU64,
+}
+
+type Parsed = Result<(Map<String, Value>, OAuthCredentials), CredentialsError>;
+
+impl CredentialsStore {
+    pub fn new(config_dir: PathBuf, events: EventBus) -> Self {
+        let file = config_dir.join(".credentials.json");
+        Self {
+            inner: Arc::new(Inner {
+                dir: config_dir,
+                file,
+                lock: tokio::sync::Mutex::new(()),
+                known: Mutex::new(Known::default()),
+                events,
+                hasher: RandomState::new(),
+                temp_counter: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.inner.file
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// A copy of what the daemon last saw (for `/health` and `/status`; no file access).
+    pub fn known(&self) -> Known {
+        self.inner
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The live credentials, read from disk.
+    pub async fn read(&self) -> Result<OAuthCredentials, CredentialsError> {
+        self.read_settled()
+            .await
+            .map(|(_, credentials)| credentials)
+    }
+
+    /// Reads the file, retrying while it looks torn.
+    async fn read_settled(&self) -> Parsed {
+        let deadline = Instant::now() + TORN_READ_BUDGET;
+        let mut delay = Duration::from_millis(1);
+        loop {
+            let file = self.inner.file.clone();
+            let result = tokio::task::spawn_blocking(move || read_file(&file))
+                .await
+                .map_err(|source| CredentialsError::Task { source })?;
+            match result {
+                Err(CredentialsError::Unusable { reason })
+                    if reason.may_be_torn() && Instant::now() + delay < deadline =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(25));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes credentials unless the file holds strictly newer ones (and `force` is not set).
+    /// Returns the `expiresAt` written.
+    pub async fn write(&self, request: WriteRequest) -> Result<u64, CredentialsError> {
+        let _serialized = self.inner.lock.lock().await;
+        // The on-disk document, read the patient way: a torn read might hide newer tokens being written.
+        let existing = match self.read_settled().await {
+            Ok((top, credentials)) => Existing::Usable(top, credentials.expires_at),
+            Err(CredentialsError::NotFound) => Existing::Absent,
+            Err(CredentialsError::Unusable { .. }) => Existing::Unusable,
+            Err(error) => return Err(error),
+        };
+        if let Existing::Usable(_, current) = existing {
+            if current > request.credentials.expires_at && !request.force {
+                return Err(CredentialsError::Stale {
+                    current_expires_at: current,
+                });
+            }
+        }
+        let keep = match existing {
+            Existing::Usable(top, _) => Some(top),
+            // An unusable file still has keys worth keeping if it is a JSON object.
+            Existing::Unusable => {
+                let file = self.inner.file.clone();
+                tokio::task::spawn_blocking(move || read_object(&file))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            Existing::Absent => None,
+        };
+        let document = document::merge_into(keep, &request);
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.write_atomically(&document))
+            .await
+            .map_err(|source| CredentialsError::Task { source })??;
+
+        let credentials = request.credentials;
+        {
+            let mut known = self.inner.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.present = true;
+            known.expires_at = Some(credentials.expires_at);
+            known.scopes = credentials.scopes.clone();
+            known.subscription_type = credentials.subscription_type.clone();
+            known.fingerprint = Some(self.inner.fingerprint(&credentials));
+        }
+        self.inner.events.publish(
+            "credentials.written",
+            json!({ "expiresAt": credentials.expires_at }),
+        );
+        tracing::info!(
+            expires_at = credentials.expires_at,
+            forced = request.force,
+            "credentials written"
+        );
+        Ok(credentials.expires_at)
+    }
+
+    /// Looks at the file and reports what changed since last time: `credentials.rotated` when someone
+    /// other than this daemon rewrote it, `credentials.cleared` when it disappeared or lost its tokens.
+    /// With `announce == false` (at start) it only records the current state.
+    pub async fn observe(&self, announce: bool) {
+        let _serialized = self.inner.lock.lock().await;
+        let observed = self.read_settled().await;
+        let mut known = self.inner.known.lock().unwrap_or_else(|e| e.into_inner());
+        match observed {
+            Ok((_, credentials)) => {
+                let fingerprint = self.inner.fingerprint(&credentials);
+                let changed = known.fingerprint != Some(fingerprint);
+                let previous = known.present.then_some(known.expires_at).flatten();
+                known.present = true;
+                known.expires_at = Some(credentials.expires_at);
+                known.scopes = credentials.scopes;
+                known.subscription_type = credentials.subscription_type;
+                known.fingerprint = Some(fingerprint);
+                if changed && announce {
+                    known.rotations += 1;
+                    known.last_rotation_at = Some(now_ms());
+                    self.inner.events.publish(
+                        "credentials.rotated",
+                        json!({ "expiresAt": credentials.expires_at, "previousExpiresAt": previous }),
+                    );
+                    tracing::info!(
+                        expires_at = credentials.expires_at,
+                        previous_expires_at = previous,
+                        "credentials rotated on disk"
+                    );
+                }
+            }
+            Err(CredentialsError::NotFound) => self.clear(&mut known, announce, "removed"),
+            Err(CredentialsError::Unusable {
+                reason: Unusable::EmptyTokens,
+            }) => self.clear(&mut known, announce, "tokens-empty"),
+            Err(CredentialsError::Unusable { reason }) => {
+                if known.present {
+                    tracing::warn!(%reason, "credentials file became unusable");
+                }
+                self.clear(&mut known, announce, "unusable");
+            }
+            Err(error) => tracing::warn!(error = %error, "cannot check the credentials file"),
+        }
+    }
+
+    fn clear(&self, known: &mut Known, announce: bool, reason: &'static str) {
+        if !known.present {
+            return;
+        }
+        let previous = known.expires_at;
+        *known = Known {
+            rotations: known.rotations,
+            last_rotation_at: known.last_rotation_at,
+            ..Known::default()
+        };
+        if announce {
+            self.inner.events.publish(
+                "credentials.cleared",
+                json!({ "reason": reason, "previousExpiresAt": previous }),
+            );
+            tracing::info!(reason, "credentials cleared");
+        }
+    }
+}
+
+enum Existing {
+    Usable(Map<String, Value>, u64),
+    Unusable,
+    Absent,
+}
+
+impl Inner {
+    fn fingerprint(&self, credentials: &OAuthCredentials) -> u64 {
+        self.hasher.hash_one((
+            credentials.access_token.expose(),
+            credentials.refresh_token.expose(),
+            credentials.expires_at,
+        ))
+    }
+
+    fn write_atomically(&self, document: &Map<String, Value>) -> Result<(), CredentialsError> {
+        ensure_private_dir(&self.dir)?;
+        let bytes = serde_json::to_vec(document).unwrap_or_default();
+        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let temp = self
+            .dir
+            .join(format!(".credentials.json.{}.{n}.tmp", std::process::id()));
+        let result = write_temp_and_rename(&temp, &self.file, &bytes, owner_for(&self.dir));
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result?;
+        // Make the rename itself durable.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(CredentialsError::io("sync directory", &self.dir))
+    }
+}
+
+fn write_temp_and_rename(
+    temp: &Path,
+    file: &Path,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+) -> Result<(), CredentialsError> {
+    // O_EXCL + O_NOFOLLOW: never write through a planted file or symlink.
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(temp)
+        .map_err(CredentialsError::io("create temporary file in", temp))?;
+    out.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(CredentialsError::io("set mode of", temp))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&out, Some(uid), Some(gid))
+            .map_err(CredentialsError::io("set owner of", temp))?;
+    }
+    out.write_all(bytes)
+        .map_err(CredentialsError::io("write", temp))?;
+    out.sync_all().map_err(CredentialsError::io("sync", temp))?;
+    drop(out);
+    // rename(2) replaces the directory entry itself, even when it is a symlink: it never writes elsewhere.
+    fs::rename(temp, file).map_err(CredentialsError::io("rename onto", file))
+}
+
+/// Creates the config directory with mode 0700 if it is missing.
+fn ensure_private_dir(dir: &Path) -> Result<(), CredentialsError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).map_err(CredentialsError::io("create directory", parent))?;
+    }
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(CredentialsError::io("set mode of", dir))?;
+            if let Some((uid, gid)) = dir.parent().and_then(owner_for) {
+                std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                    .map_err(CredentialsError::io("set owner of", dir))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CredentialsError::io("create directory", dir)(e)),
+    }
+}
+
+/// When the daemon runs as root, files it writes for the agent belong to whoever owns `dir`.
+fn owner_for(dir: &Path) -> Option<(u32, u32)> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let meta = fs::metadata(dir).ok()?;
+    (meta.uid() != 0).then_some((meta.uid(), meta.gid()))
+}
+
+fn read_bytes(file: &Path) -> Result<Vec<u8>, CredentialsError> {
+    let handle = match File::open(file) {
+        Ok(handle) => handle,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(CredentialsError::NotFound);
+        }
+        Err(e) => return Err(CredentialsError::io("open", file)(e)),
+    };
+    let mut bytes = Vec::with_capacity(1024);
+    handle
+        .take(document::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(CredentialsError::io("read", file))?;
+    Ok(bytes)
+}
+
+fn read_file(file: &Path) -> Parsed {
+    let bytes = read_bytes(file)?;
+    document::parse_file(&bytes).map_err(|reason| CredentialsError::Unusable { reason })
+}
+
+fn read_object(file: &Path) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(&read_bytes(file).ok()?) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}

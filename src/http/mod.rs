@@ -1,0 +1,85 @@
+//! The HTTP API: one file per resource, the auth layer, the problem format and the OpenAPI document.
+//! [`router`] has no side effects, so tests can drive it with `oneshot`.
+
+pub mod auth;
+pub mod credentials;
+pub mod events;
+pub mod health;
+pub mod json;
+pub mod openapi;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Auth;
+use crate::components::Components;
+use crate::credentials::CredentialsStore;
+use crate::events::EventBus;
+use problem::Problem;
+
+/// Everything a handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Auth,
+    pub credentials: CredentialsStore,
+    pub events: EventBus,
+    pub components: Components,
+    pub info: Arc<DaemonInfo>,
+    /// Cancelled when the daemon shuts down: long-lived responses (SSE) end on it.
+    pub shutdown: CancellationToken,
+}
+
+/// Facts about this daemon fixed at start.
+#[derive(Debug, Clone)]
+pub struct DaemonInfo {
+    pub started: Instant,
+    pub listen: SocketAddr,
+    pub app_dir: PathBuf,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let (public, public_api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(openapi::openapi_json))
+        .split_for_parts();
+    let (protected, protected_api) = OpenApiRouter::new()
+        .routes(routes!(health::status))
+        .routes(routes!(credentials::read))
+        .routes(routes!(credentials::write))
+        .routes(routes!(events::stream))
+        .split_for_parts();
+    let mut api = public_api;
+    api.merge(protected_api);
+    let document = openapi::Document::new(api);
+
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.auth.clone(),
+        auth::require_token,
+    ));
+    public
+        .merge(protected)
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
+        .layer(axum::Extension(document))
+        .with_state(state)
+}

@@ -1,0 +1,51 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, served at `/openapi.json`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "acp-bridge", description = "The daemon inside each app-builder sandbox VM. See docs/api.md."),
+    modifiers(&BearerScheme),
+    components(schemas(super::problem::ProblemBody)),
+    tags((name = "daemon"), (name = "credentials"), (name = "events"))
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The serialized document, built once.
+#[derive(Clone)]
+pub struct Document(Arc<String>);
+
+impl Document {
+    pub fn new(mut api: utoipa::openapi::OpenApi) -> Self {
+        api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        Self(Arc::new(api.to_json().unwrap_or_else(|_| "{}".to_owned())))
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "daemon",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+pub async fn openapi_json(Extension(document): Extension<Document>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.0.as_str().to_owned(),
+    )
+}

@@ -1,0 +1,24 @@
+//! `acp-bridge`: the daemon inside each app-builder sandbox VM.
+//!
+//! Crate map:
+//! - [`config`]: flags and `ACP_BRIDGE_*` variables, folded into one [`config::Config`].
+//! - [`app`]: wiring and lifecycle (`app::run(config, shutdown)`).
+//! - [`http`]: the API — router, one module per resource, problem+json errors, OpenAPI.
+//! - [`auth`]: the bearer token, fixed or from a watched file.
+//! - [`credentials`]: the Claude credentials file — format, store, watcher.
+//! - [`events`]: the event bus behind `GET /events`.
+//! - [`components`]: the state of supervised components, as `/health` shows it.
+//! - [`fswatch`]: watching a file whose directory may not exist yet.
+//! - [`secret`]: a type for values that must never be printed.
+//! - [`systemd`]: `READY=1` and the watchdog.
+
+pub mod app;
+pub mod auth;
+pub mod components;
+pub mod config;
+pub mod credentials;
+pub mod events;
+pub mod fswatch;
+pub mod http;
+pub mod secret;
+pub mod systemd;
