@@ -1,0 +1,129 @@
+use serde_json::Value;
+
+use crate::helper::{Auth, Daemon, Options};
+
+async fn openapi(daemon: &Daemon) -> Value {
+    let response = daemon
+        .client
+        .get(daemon.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn operations(document: &Value) -> Vec<(String, String, bool)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().unwrap() {
+            let protected = operation.get("security").is_some();
+            found.push((method.to_uppercase(), path.clone(), protected));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn openapi_document_is_3_1_and_lists_every_endpoint() {
+    let daemon = Daemon::start().await;
+    let document = openapi(&daemon).await;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let mut listed: Vec<(String, String)> = operations(&document)
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    listed.sort();
+    let expected = [
+        ("GET", "/events"),
+        ("GET", "/health"),
+        ("GET", "/openapi.json"),
+        ("GET", "/status"),
+        ("POST", "/credentials/read"),
+        ("POST", "/credentials/write"),
+    ];
+    let mut expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+async fn every_documented_route_exists_and_protected_ones_demand_the_token() {
+    let daemon = Daemon::start().await;
+    let document = openapi(&daemon).await;
+    for (method, path, protected) in operations(&document) {
+        let request = daemon
+            .client
+            .request(method.parse().unwrap(), daemon.url(&path));
+        let status = request.send().await.unwrap().status().as_u16();
+        if protected {
+            assert_eq!(status, 401, "{method} {path} without a token");
+        } else {
+            assert_eq!(status, 200, "{method} {path} is public");
+        }
+    }
+    // The other way round: a route missing from the document does not exist.
+    let response = daemon.client.get(daemon.url("/nope")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let response = daemon
+        .client
+        .delete(daemon.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn health_shape_and_cache_control() {
+    let daemon = Daemon::start_with(Options {
+        auth: Auth::None,
+        ..Options::default()
+    })
+    .await;
+    let response = daemon
+        .client
+        .get(daemon.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptimeMs"].is_u64());
+    for name in ["xvfb", "chromium", "vite", "agent"] {
+        assert_eq!(body["components"][name]["state"], "disabled", "{name}");
+        assert_eq!(body["components"][name]["restarts"], 0);
+    }
+    assert_eq!(body["credentials"]["present"], false);
+
+    let status: Value = daemon
+        .client
+        .get(daemon.url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["paths"]["credentialsFile"],
+        daemon.credentials_file().display().to_string()
+    );
+    assert_eq!(status["auth"]["mode"], "disabled");
+    assert!(status["pid"].as_u64().unwrap() == daemon.pid() as u64);
+}
