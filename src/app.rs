@@ -94,8 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(cancel.clone().cancelled_owned());
+    let server = axum::serve(listener, app).with_graceful_shutdown(cancel.clone().cancelled_owned());
     let mut serving = tokio::spawn(async move { server.await });
     tracing::info!(addr = %listen, version = env!("CARGO_PKG_VERSION"), "listening");
     systemd::announce_ready(cancel.clone(), &tracker);

@@ -24,10 +24,7 @@ pub struct Auth {
 enum Mode {
     Disabled,
     Fixed(Secret),
-    File {
-        path: PathBuf,
-        current: RwLock<TokenState>,
-    },
+    File { path: PathBuf, current: RwLock<TokenState> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,9 +52,7 @@ impl Auth {
                 current: RwLock::new(TokenState::Missing),
             },
         };
-        Self {
-            mode: Arc::new(mode),
-        }
+        Self { mode: Arc::new(mode) }
     }
 
     /// Checks an `Authorization` header value.
@@ -73,8 +68,7 @@ impl Auth {
         match &*self.mode {
             Mode::Disabled => Verdict::Allowed,
             Mode::Fixed(secret) => check(secret),
-            Mode::File { current, .. } => match &*current.read().unwrap_or_else(|e| e.into_inner())
-            {
+            Mode::File { current, .. } => match &*current.read().unwrap_or_else(|e| e.into_inner()) {
                 TokenState::Ready(secret) => check(secret),
                 TokenState::Missing | TokenState::Refused(_) => Verdict::NotProvisioned,
             },
@@ -93,10 +87,9 @@ impl Auth {
     pub fn provisioned(&self) -> bool {
         match &*self.mode {
             Mode::Disabled | Mode::Fixed(_) => true,
-            Mode::File { current, .. } => matches!(
-                *current.read().unwrap_or_else(|e| e.into_inner()),
-                TokenState::Ready(_)
-            ),
+            Mode::File { current, .. } => {
+                matches!(*current.read().unwrap_or_else(|e| e.into_inner()), TokenState::Ready(_))
+            }
         }
     }
 
@@ -189,9 +182,7 @@ fn load_token_file(path: &Path) -> TokenState {
 /// The token of `Bearer <token>` (scheme case-insensitive).
 fn bearer_token(header: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = header.split_at_checked(7)?;
-    scheme
-        .eq_ignore_ascii_case(b"bearer ")
-        .then(|| rest.trim_ascii())
+    scheme.eq_ignore_ascii_case(b"bearer ").then(|| rest.trim_ascii())
 }
 
 #[cfg(test)]
@@ -224,10 +215,7 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(load_token_file(&path), TokenState::Refused(_)));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(
-            load_token_file(&path),
-            TokenState::Ready(Secret::new("tok"))
-        );
+        assert_eq!(load_token_file(&path), TokenState::Ready(Secret::new("tok")));
         fs::write(&path, "  \n").unwrap();
         assert_eq!(load_token_file(&path), TokenState::Missing);
     }

@@ -78,10 +78,7 @@ impl Default for Components {
 impl Components {
     /// Every known component, disabled until a supervisor takes it over.
     pub fn new() -> Self {
-        let map = NAMES
-            .iter()
-            .map(|name| (*name, ComponentStatus::disabled()))
-            .collect();
+        let map = NAMES.iter().map(|name| (*name, ComponentStatus::disabled())).collect();
         Self {
             inner: Arc::new(RwLock::new(map)),
         }
@@ -113,11 +110,7 @@ pub fn overall<'a>(statuses: impl IntoIterator<Item = &'a ComponentStatus>) -> O
 
 impl Overall {
     fn max_with(self, other: Overall) -> Overall {
-        if other == Overall::Degraded {
-            other
-        } else {
-            self
-        }
+        if other == Overall::Degraded { other } else { self }
     }
 }
 
@@ -151,9 +144,6 @@ mod tests {
             overall([&with(State::Failed), &with(State::Starting)]),
             Overall::Degraded
         );
-        assert_eq!(
-            overall([&with(State::Ready), &with(State::Disabled)]),
-            Overall::Ok
-        );
+        assert_eq!(overall([&with(State::Ready), &with(State::Disabled)]), Overall::Ok);
     }
 }

@@ -10,11 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::secret::Secret;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "acp-bridge",
-    version,
-    about = "Daemon inside each app-builder sandbox VM"
-)]
+#[command(name = "acp-bridge", version, about = "Daemon inside each app-builder sandbox VM")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,11 +35,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// File holding the bearer token. It may appear or change while the daemon runs.
-    #[arg(
-        long,
-        env = "ACP_BRIDGE_TOKEN_FILE",
-        default_value = "/run/acp-bridge/token"
-    )]
+    #[arg(long, env = "ACP_BRIDGE_TOKEN_FILE", default_value = "/run/acp-bridge/token")]
     pub token_file: PathBuf,
 
     /// The bearer token itself (takes precedence over --token-file).
@@ -64,12 +56,7 @@ pub struct ServeArgs {
     pub app_dir: PathBuf,
 
     /// Log line format.
-    #[arg(
-        long,
-        env = "ACP_BRIDGE_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, env = "ACP_BRIDGE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
     /// Log filter, in tracing's `EnvFilter` syntax.
@@ -115,9 +102,7 @@ impl Config {
         Self {
             listen: args.listen,
             auth,
-            claude_config_dir: args
-                .claude_config_dir
-                .unwrap_or_else(default_claude_config_dir),
+            claude_config_dir: args.claude_config_dir.unwrap_or_else(default_claude_config_dir),
             app_dir: args.app_dir,
             log_format: args.log_format,
             log_level: args.log_level,
@@ -155,26 +140,14 @@ mod tests {
     fn defaults_match_the_documented_values() {
         let config = parse(&["acp-bridge", "serve", "--claude-config-dir", "/c"]);
         assert_eq!(config.listen, "0.0.0.0:8420".parse().unwrap());
-        assert!(
-            matches!(config.auth, AuthConfig::TokenFile(ref p) if p == &PathBuf::from("/run/acp-bridge/token"))
-        );
+        assert!(matches!(config.auth, AuthConfig::TokenFile(ref p) if p == &PathBuf::from("/run/acp-bridge/token")));
         assert_eq!(config.app_dir, PathBuf::from("/app"));
-        assert_eq!(
-            config.credentials_file(),
-            PathBuf::from("/c/.credentials.json")
-        );
+        assert_eq!(config.credentials_file(), PathBuf::from("/c/.credentials.json"));
     }
 
     #[test]
     fn token_flag_wins_over_token_file_and_no_auth_wins_over_both() {
-        let config = parse(&[
-            "acp-bridge",
-            "serve",
-            "--token",
-            "t0k",
-            "--claude-config-dir",
-            "/c",
-        ]);
+        let config = parse(&["acp-bridge", "serve", "--token", "t0k", "--claude-config-dir", "/c"]);
         assert!(matches!(config.auth, AuthConfig::Token(ref t) if t.expose() == "t0k"));
         let config = parse(&[
             "acp-bridge",

@@ -138,10 +138,7 @@ mod tests {
         assert_eq!(bus.publish("a", json!({"x": 1})), 10);
         assert_eq!(bus.publish("b", json!({})), 11);
         let sub = bus.subscribe(Some(9));
-        assert_eq!(
-            sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(),
-            vec![10, 11]
-        );
+        assert_eq!(sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![10, 11]);
         let data: Value = serde_json::from_str(&sub.replay[0].data).unwrap();
         assert_eq!(data["type"], "a");
         assert_eq!(data["x"], 1);
@@ -154,10 +151,7 @@ mod tests {
             bus.publish("e", json!({}));
         }
         let mut sub = bus.subscribe(Some(3));
-        assert_eq!(
-            sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(),
-            vec![4, 5]
-        );
+        assert_eq!(sub.replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 5]);
         assert!(!sub.gap);
         bus.publish("e", json!({}));
         assert_eq!(sub.live.try_recv().unwrap().id, 6);

@@ -74,12 +74,7 @@ pub fn watch_file(
 
 /// Watches the deepest existing directory on the way to `dir`; returns what is watched now.
 /// `force` re-creates the watch even on the same path (its inode may have changed).
-fn arm(
-    watcher: &mut notify::RecommendedWatcher,
-    current: Option<PathBuf>,
-    dir: &Path,
-    force: bool,
-) -> Option<PathBuf> {
+fn arm(watcher: &mut notify::RecommendedWatcher, current: Option<PathBuf>, dir: &Path, force: bool) -> Option<PathBuf> {
     let target = dir.ancestors().find(|p| p.is_dir())?.to_path_buf();
     if !force && current.as_ref() == Some(&target) {
         return current;
@@ -175,24 +170,10 @@ mod tests {
             tx
         });
         let start = Instant::now();
-        assert!(
-            next_settled(
-                &mut rx,
-                Duration::from_millis(10),
-                Duration::from_millis(100)
-            )
-            .await
-        );
+        assert!(next_settled(&mut rx, Duration::from_millis(10), Duration::from_millis(100)).await);
         assert!(start.elapsed() >= Duration::from_millis(20));
         let tx = sender.await.unwrap();
         drop(tx);
-        assert!(
-            !next_settled(
-                &mut rx,
-                Duration::from_millis(10),
-                Duration::from_millis(100)
-            )
-            .await
-        );
+        assert!(!next_settled(&mut rx, Duration::from_millis(10), Duration::from_millis(100)).await);
     }
 }

@@ -29,8 +29,7 @@ impl Secret {
         if expected.is_empty() {
             return false;
         }
-        let mut diff =
-            (expected.len() ^ candidate.len()) as u8 | u8::from(expected.len() != candidate.len());
+        let mut diff = (expected.len() ^ candidate.len()) as u8 | u8::from(expected.len() != candidate.len());
         for (i, byte) in candidate.iter().enumerate() {
             diff |= expected[i % expected.len()] ^ byte;
         }

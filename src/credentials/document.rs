@@ -135,9 +135,7 @@ fn credentials_from_file_object(oauth: &Map<String, Value>) -> Result<OAuthCrede
 
 /// The `expiresAt` of a document that may be otherwise unusable (used for the never-replace-newer rule).
 pub fn expires_at_of(top: &Map<String, Value>) -> Option<u64> {
-    top.get(OAUTH_KEY)?
-        .get("expiresAt")
-        .and_then(epoch_ms_from_number)
+    top.get(OAUTH_KEY)?.get("expiresAt").and_then(epoch_ms_from_number)
 }
 
 /// Validates a write body: either the flat credentials object or the CLI's `{"claudeAiOauth":{…}}`.
@@ -159,18 +157,9 @@ pub fn parse_write_body(body: Value) -> Result<WriteRequest, FieldError> {
 
     let mut token = |key: &str| match oauth.remove(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(Secret::new(s)),
-        Some(Value::String(_)) => Err(field_error(
-            &field(key),
-            &format!("`{}` must not be empty", field(key)),
-        )),
-        None | Some(Value::Null) => Err(field_error(
-            &field(key),
-            &format!("`{}` is required", field(key)),
-        )),
-        Some(_) => Err(field_error(
-            &field(key),
-            &format!("`{}` must be a string", field(key)),
-        )),
+        Some(Value::String(_)) => Err(field_error(&field(key), &format!("`{}` must not be empty", field(key)))),
+        None | Some(Value::Null) => Err(field_error(&field(key), &format!("`{}` is required", field(key)))),
+        Some(_) => Err(field_error(&field(key), &format!("`{}` must be a string", field(key)))),
     };
     let access_token = token("accessToken")?;
     let refresh_token = token("refreshToken")?;
@@ -226,10 +215,7 @@ pub fn parse_write_body(body: Value) -> Result<WriteRequest, FieldError> {
     let mut optional = |key: &str| match oauth.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(field_error(
-            &field(key),
-            &format!("`{}` must be a string", field(key)),
-        )),
+        Some(_) => Err(field_error(&field(key), &format!("`{}` must be a string", field(key)))),
     };
     let subscription_type = optional("subscriptionType")?;
     let rate_limit_tier = optional("rateLimitTier")?;
@@ -250,10 +236,7 @@ pub fn parse_write_body(body: Value) -> Result<WriteRequest, FieldError> {
 
 /// Builds the document to write: every key of `existing` is kept, and so are the unknown keys of its oauth
 /// object unless the request sets them; the known fields come from the request alone.
-pub fn merge_into(
-    existing: Option<Map<String, Value>>,
-    request: &WriteRequest,
-) -> Map<String, Value> {
+pub fn merge_into(existing: Option<Map<String, Value>>, request: &WriteRequest) -> Map<String, Value> {
     let mut top = existing.unwrap_or_default();
     let mut oauth = match top.remove(OAUTH_KEY) {
         Some(Value::Object(map)) => map,
@@ -266,10 +249,7 @@ pub fn merge_into(
         oauth.insert(key.clone(), value.clone());
     }
     let c = &request.credentials;
-    oauth.insert(
-        "accessToken".into(),
-        Value::String(c.access_token.expose().to_owned()),
-    );
+    oauth.insert("accessToken".into(), Value::String(c.access_token.expose().to_owned()));
     oauth.insert(
         "refreshToken".into(),
         Value::String(c.refresh_token.expose().to_owned()),
@@ -348,15 +328,11 @@ mod tests {
         assert_eq!(parse_file(b"[1]").unwrap_err(), Unusable::NotObject);
         assert_eq!(parse_file(b"{}").unwrap_err(), Unusable::NoOauth);
         assert_eq!(
-            parse_file(br#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":5}}"#)
-                .unwrap_err(),
+            parse_file(br#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":5}}"#).unwrap_err(),
             Unusable::EmptyTokens
         );
         assert_eq!(
-            parse_file(
-                br#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":"soon"}}"#
-            )
-            .unwrap_err(),
+            parse_file(br#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":"soon"}}"#).unwrap_err(),
             Unusable::BadField("expiresAt")
         );
         assert_eq!(
@@ -381,16 +357,10 @@ mod tests {
     fn iso8601_expires_at_becomes_epoch_ms() {
         let mut body = flat();
         body["expiresAt"] = json!("2026-01-01T00:00:00Z");
-        assert_eq!(
-            parse_write_body(body).unwrap().credentials.expires_at,
-            1767225600000
-        );
+        assert_eq!(parse_write_body(body).unwrap().credentials.expires_at, 1767225600000);
         let mut body = flat();
         body["expiresAt"] = json!("2026-01-01T01:00:00.5+01:00");
-        assert_eq!(
-            parse_write_body(body).unwrap().credentials.expires_at,
-            1767225600500
-        );
+        assert_eq!(parse_write_body(body).unwrap().credentials.expires_at, 1767225600500);
     }
 
     #[test]
@@ -436,10 +406,7 @@ mod tests {
                 json!({"accessToken":"a","refreshToken":"r","expiresAt":1,"scopes":[1]}),
                 "scopes",
             ),
-            (
-                json!({"accessToken":"a","refreshToken":"r","expiresAt":1}),
-                "scopes",
-            ),
+            (json!({"accessToken":"a","refreshToken":"r","expiresAt":1}), "scopes"),
             (
                 json!({"accessToken":"a","refreshToken":"r","expiresAt":1,"scopes":["user:inference"],"subscriptionType":3}),
                 "subscriptionType",
@@ -463,7 +430,8 @@ mod tests {
 
     #[test]
     fn merge_keeps_unknown_keys_and_replaces_known_ones() {
-        let existing = json!({"claudeAiOauth":{"accessToken":"old","subscriptionType":"pro","keep":1},"mcpOAuth":{"x":2}});
+        let existing =
+            json!({"claudeAiOauth":{"accessToken":"old","subscriptionType":"pro","keep":1},"mcpOAuth":{"x":2}});
         let Value::Object(existing) = existing else {
             unreachable!()
         };

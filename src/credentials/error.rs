@@ -18,6 +18,8 @@ pub enum CredentialsError {
     Invalid { error: FieldError },
     #[error("the credentials on disk are newer (expiresAt {current_expires_at})")]
     Stale { current_expires_at: u64 },
+    #[error("the credentials file kept changing while it was being written")]
+    Contended,
     #[error("cannot {op} {}", .path.display())]
     Io {
         op: &'static str,
@@ -59,6 +61,12 @@ impl From<CredentialsError> for Problem {
                 "the sandbox holds credentials that expire later than these; they were not written (send `force: true` to override)",
             )
             .with("currentExpiresAt", Value::from(current_expires_at)),
+            CredentialsError::Contended => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "credentials-busy",
+                "Credentials busy",
+                "the credentials file kept changing while it was being written; nothing was written, retry",
+            ),
             error @ (CredentialsError::Io { .. } | CredentialsError::Task { .. }) => Problem::internal("credentials", &error),
         }
     }

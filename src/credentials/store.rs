@@ -81,37 +81,37 @@ impl CredentialsStore {
 
     /// A copy of what the daemon last saw (for `/health` and `/status`; no file access).
     pub fn known(&self) -> Known {
-        self.inner
-            .known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.known.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The live credentials, read from disk.
     pub async fn read(&self) -> Result<OAuthCredentials, CredentialsError> {
-        self.read_settled()
-            .await
-            .map(|(_, credentials)| credentials)
+        self.read_settled().await.parsed.map(|(_, credentials)| credentials)
     }
 
     /// Reads the file, retrying while it looks torn.
-    async fn read_settled(&self) -> Parsed {
+    async fn read_settled(&self) -> Snapshot {
         let deadline = Instant::now() + TORN_READ_BUDGET;
         let mut delay = Duration::from_millis(1);
         loop {
             let file = self.inner.file.clone();
-            let result = tokio::task::spawn_blocking(move || read_file(&file))
-                .await
-                .map_err(|source| CredentialsError::Task { source })?;
-            match result {
+            let snapshot = match tokio::task::spawn_blocking(move || Snapshot::load(&file)).await {
+                Ok(snapshot) => snapshot,
+                Err(source) => {
+                    return Snapshot {
+                        bytes: None,
+                        parsed: Err(CredentialsError::Task { source }),
+                    };
+                }
+            };
+            match &snapshot.parsed {
                 Err(CredentialsError::Unusable { reason })
                     if reason.may_be_torn() && Instant::now() + delay < deadline =>
                 {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(25));
                 }
-                other => return other,
+                _ => return snapshot,
             }
         }
     }
@@ -120,37 +120,37 @@ impl CredentialsStore {
     /// Returns the `expiresAt` written.
     pub async fn write(&self, request: WriteRequest) -> Result<u64, CredentialsError> {
         let _serialized = self.inner.lock.lock().await;
-        // The on-disk document, read the patient way: a torn read might hide newer tokens being written.
-        let existing = match self.read_settled().await {
-            Ok((top, credentials)) => Existing::Usable(top, credentials.expires_at),
-            Err(CredentialsError::NotFound) => Existing::Absent,
-            Err(CredentialsError::Unusable { .. }) => Existing::Unusable,
-            Err(error) => return Err(error),
-        };
-        if let Existing::Usable(_, current) = existing {
-            if current > request.credentials.expires_at && !request.force {
-                return Err(CredentialsError::Stale {
-                    current_expires_at: current,
-                });
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            // Read the patient way: a torn read might hide newer tokens the CLI is writing right now.
+            let Snapshot { bytes, parsed } = self.read_settled().await;
+            let keep = match parsed {
+                Ok((_, credentials)) if credentials.expires_at > request.credentials.expires_at && !request.force => {
+                    return Err(CredentialsError::Stale {
+                        current_expires_at: credentials.expires_at,
+                    });
+                }
+                Ok((top, _)) => Some(top),
+                Err(CredentialsError::NotFound) => None,
+                // An unusable file still has keys worth keeping if it is a JSON object.
+                Err(CredentialsError::Unusable { .. }) => bytes.as_deref().and_then(json_object),
+                Err(error) => return Err(error),
+            };
+            let document = document::merge_into(keep, &request);
+            let inner = self.inner.clone();
+            let outcome = tokio::task::spawn_blocking(move || inner.write_atomically(&document, bytes.as_deref()))
+                .await
+                .map_err(|source| CredentialsError::Task { source })??;
+            match outcome {
+                Outcome::Written => break,
+                // The CLI rewrote the file between our read and our rename: decide again on what it wrote.
+                Outcome::ChangedUnderneath if attempts < 5 => continue,
+                Outcome::ChangedUnderneath => {
+                    return Err(CredentialsError::Contended);
+                }
             }
         }
-        let keep = match existing {
-            Existing::Usable(top, _) => Some(top),
-            // An unusable file still has keys worth keeping if it is a JSON object.
-            Existing::Unusable => {
-                let file = self.inner.file.clone();
-                tokio::task::spawn_blocking(move || read_object(&file))
-                    .await
-                    .ok()
-                    .flatten()
-            }
-            Existing::Absent => None,
-        };
-        let document = document::merge_into(keep, &request);
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.write_atomically(&document))
-            .await
-            .map_err(|source| CredentialsError::Task { source })??;
 
         let credentials = request.credentials;
         {
@@ -161,10 +161,9 @@ impl CredentialsStore {
             known.subscription_type = credentials.subscription_type.clone();
             known.fingerprint = Some(self.inner.fingerprint(&credentials));
         }
-        self.inner.events.publish(
-            "credentials.written",
-            json!({ "expiresAt": credentials.expires_at }),
-        );
+        self.inner
+            .events
+            .publish("credentials.written", json!({ "expiresAt": credentials.expires_at }));
         tracing::info!(
             expires_at = credentials.expires_at,
             forced = request.force,
@@ -178,7 +177,7 @@ impl CredentialsStore {
     /// With `announce == false` (at start) it only records the current state.
     pub async fn observe(&self, announce: bool) {
         let _serialized = self.inner.lock.lock().await;
-        let observed = self.read_settled().await;
+        let observed = self.read_settled().await.parsed;
         let mut known = self.inner.known.lock().unwrap_or_else(|e| e.into_inner());
         match observed {
             Ok((_, credentials)) => {
@@ -238,10 +237,33 @@ impl CredentialsStore {
     }
 }
 
-enum Existing {
-    Usable(Map<String, Value>, u64),
-    Unusable,
-    Absent,
+/// The file as read once: its bytes (`None` when absent) and what they parse to.
+struct Snapshot {
+    bytes: Option<Vec<u8>>,
+    parsed: Parsed,
+}
+
+impl Snapshot {
+    fn load(file: &Path) -> Snapshot {
+        match read_bytes(file) {
+            Ok(bytes) => {
+                let parsed = document::parse_file(&bytes).map_err(|reason| CredentialsError::Unusable { reason });
+                Snapshot {
+                    bytes: Some(bytes),
+                    parsed,
+                }
+            }
+            Err(error) => Snapshot {
+                bytes: None,
+                parsed: Err(error),
+            },
+        }
+    }
+}
+
+enum Outcome {
+    Written,
+    ChangedUnderneath,
 }
 
 impl Inner {
@@ -253,32 +275,47 @@ impl Inner {
         ))
     }
 
-    fn write_atomically(&self, document: &Map<String, Value>) -> Result<(), CredentialsError> {
+    /// Writes `document` through a temporary file and renames it over the credentials file, unless the
+    /// file no longer holds `expected` (what the decision to write was based on) just before the rename.
+    fn write_atomically(
+        &self,
+        document: &Map<String, Value>,
+        expected: Option<&[u8]>,
+    ) -> Result<Outcome, CredentialsError> {
         ensure_private_dir(&self.dir)?;
         let bytes = serde_json::to_vec(document).unwrap_or_default();
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let temp = self
             .dir
             .join(format!(".credentials.json.{}.{n}.tmp", std::process::id()));
-        let result = write_temp_and_rename(&temp, &self.file, &bytes, owner_for(&self.dir));
-        if result.is_err() {
+        let result = write_temp(&temp, &bytes, owner_for(&self.dir)).and_then(|()| {
+            let current = match read_bytes(&self.file) {
+                Ok(current) => Some(current),
+                Err(CredentialsError::NotFound) => None,
+                Err(error) => return Err(error),
+            };
+            if current.as_deref() != expected {
+                return Ok(Outcome::ChangedUnderneath);
+            }
+            // rename(2) replaces the directory entry itself, even a symlink: it never writes elsewhere.
+            fs::rename(&temp, &self.file).map_err(CredentialsError::io("rename onto", &self.file))?;
+            Ok(Outcome::Written)
+        });
+        if !matches!(result, Ok(Outcome::Written)) {
             let _ = fs::remove_file(&temp);
         }
-        result?;
-        // Make the rename itself durable.
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(CredentialsError::io("sync directory", &self.dir))
+        if let Ok(Outcome::Written) = result {
+            // Make the rename itself durable.
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(CredentialsError::io("sync directory", &self.dir))?;
+        }
+        result
     }
 }
 
-fn write_temp_and_rename(
-    temp: &Path,
-    file: &Path,
-    bytes: &[u8],
-    owner: Option<(u32, u32)>,
-) -> Result<(), CredentialsError> {
-    // O_EXCL + O_NOFOLLOW: never write through a planted file or symlink.
+/// Creates `temp` exclusively (never through a planted file or symlink), mode 0600, synced.
+fn write_temp(temp: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> Result<(), CredentialsError> {
     let mut out = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -289,15 +326,10 @@ fn write_temp_and_rename(
     out.set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(CredentialsError::io("set mode of", temp))?;
     if let Some((uid, gid)) = owner {
-        std::os::unix::fs::fchown(&out, Some(uid), Some(gid))
-            .map_err(CredentialsError::io("set owner of", temp))?;
+        std::os::unix::fs::fchown(&out, Some(uid), Some(gid)).map_err(CredentialsError::io("set owner of", temp))?;
     }
-    out.write_all(bytes)
-        .map_err(CredentialsError::io("write", temp))?;
-    out.sync_all().map_err(CredentialsError::io("sync", temp))?;
-    drop(out);
-    // rename(2) replaces the directory entry itself, even when it is a symlink: it never writes elsewhere.
-    fs::rename(temp, file).map_err(CredentialsError::io("rename onto", file))
+    out.write_all(bytes).map_err(CredentialsError::io("write", temp))?;
+    out.sync_all().map_err(CredentialsError::io("sync", temp))
 }
 
 /// Creates the config directory with mode 0700 if it is missing.
@@ -335,12 +367,7 @@ fn owner_for(dir: &Path) -> Option<(u32, u32)> {
 fn read_bytes(file: &Path) -> Result<Vec<u8>, CredentialsError> {
     let handle = match File::open(file) {
         Ok(handle) => handle,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
             return Err(CredentialsError::NotFound);
         }
         Err(e) => return Err(CredentialsError::io("open", file)(e)),
@@ -353,14 +380,65 @@ fn read_bytes(file: &Path) -> Result<Vec<u8>, CredentialsError> {
     Ok(bytes)
 }
 
-fn read_file(file: &Path) -> Parsed {
-    let bytes = read_bytes(file)?;
-    document::parse_file(&bytes).map_err(|reason| CredentialsError::Unusable { reason })
-}
-
-fn read_object(file: &Path) -> Option<Map<String, Value>> {
-    match serde_json::from_slice(&read_bytes(file).ok()?) {
+fn json_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::document::parse_write_body;
+
+    fn request(expires_at: u64) -> WriteRequest {
+        parse_write_body(json!({"accessToken": "a", "refreshToken": "r", "expiresAt": expires_at, "scopes": ["user:inference"]}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_rewritten_between_the_decision_and_the_rename_is_not_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialsStore::new(dir.path().join("claude"), EventBus::new());
+        std::fs::create_dir_all(store.dir()).unwrap();
+        std::fs::write(store.file(), b"what the CLI wrote meanwhile").unwrap();
+        let document = document::merge_into(None, &request(5));
+        let outcome = store.inner.write_atomically(&document, Some(b"what the daemon read")).unwrap();
+        assert!(matches!(outcome, Outcome::ChangedUnderneath));
+        assert_eq!(std::fs::read(store.file()).unwrap(), b"what the CLI wrote meanwhile");
+        assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 1, "the temporary file is removed");
+
+        let outcome = store.inner.write_atomically(&document, Some(b"what the CLI wrote meanwhile")).unwrap();
+        assert!(matches!(outcome, Outcome::Written));
+        assert_eq!(mode(store.file()), 0o600);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_credentials_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialsStore::new(dir.path().join("claude"), EventBus::new());
+        std::fs::create_dir_all(store.dir()).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"precious").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, store.file()).unwrap();
+        let document = document::merge_into(None, &request(5));
+        let outcome = store.inner.write_atomically(&document, Some(b"precious")).unwrap();
+        assert!(matches!(outcome, Outcome::Written));
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(store.file()).unwrap().file_type().is_symlink());
+    }
+
+    #[tokio::test]
+    async fn missing_config_dir_is_created_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialsStore::new(dir.path().join("a/b/claude"), EventBus::new());
+        store.write(request(5)).await.unwrap();
+        assert_eq!(mode(store.dir()), 0o700);
+        assert_eq!(mode(store.file()), 0o600);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 }

@@ -9,7 +9,7 @@ use super::store::CredentialsStore;
 use crate::fswatch;
 
 /// The CLI's in-place rewrite is a burst of MODIFY, CLOSE_WRITE and ATTRIB within a millisecond or two.
-const QUIET: Duration = Duration::from_millis(8);
+const QUIET: Duration = Duration::from_millis(3);
 const MAX_DELAY: Duration = Duration::from_millis(100);
 
 /// Records the current state, then watches the file until `cancel`.

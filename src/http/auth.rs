@@ -9,10 +9,7 @@ use super::problem::Problem;
 use crate::auth::{Auth, Verdict};
 
 pub async fn require_token(State(auth): State<Auth>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
+    let presented = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
     match auth.verify(presented) {
         Verdict::Allowed => next.run(request).await,
         Verdict::Unauthorized => Problem::unauthorized().into_response(),

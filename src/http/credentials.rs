@@ -92,10 +92,7 @@ pub async fn read(State(state): State<AppState>) -> Result<Response, Problem> {
               (status = 409, description = "The sandbox holds newer credentials; `currentExpiresAt` says how new", body = ProblemBody, content_type = "application/problem+json"),
               (status = 413, body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn write(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> Result<Json<Written>, Problem> {
+pub async fn write(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Json<Written>, Problem> {
     let request = parse_write_body(body).map_err(|error| CredentialsError::Invalid { error })?;
     let expires_at = state.credentials.write(request).await?;
     Ok(Json(Written {

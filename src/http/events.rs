@@ -37,11 +37,7 @@ pub struct EventsQuery {
     responses((status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, or too many subscribers", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn stream(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
-) -> Response {
+pub async fn stream(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<EventsQuery>) -> Response {
     if state.events.subscriber_count() >= MAX_SUBSCRIBERS {
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -57,11 +53,9 @@ pub async fn stream(
         .and_then(|v| v.trim().parse().ok());
     let subscription = state.events.subscribe(header_id.or(query.last_event_id));
 
-    let gap = subscription.gap.then(|| {
-        Event::default()
-            .event("events.gap")
-            .data(r#"{"type":"events.gap"}"#)
-    });
+    let gap = subscription
+        .gap
+        .then(|| Event::default().event("events.gap").data(r#"{"type":"events.gap"}"#));
     let replay = stream::iter(
         gap.into_iter()
             .chain(subscription.replay.iter().map(|e| to_sse(e)))

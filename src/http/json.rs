@@ -24,12 +24,7 @@ where
             let is_json = content_type
                 .to_str()
                 .map(|v| {
-                    let essence = v
-                        .split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase();
+                    let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
                     essence == "application/json" || essence.ends_with("+json")
                 })
                 .unwrap_or(false);
@@ -42,25 +37,23 @@ where
                 ));
             }
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body-too-large",
-                        "Request body too large",
-                        format!("request bodies are limited to {BODY_LIMIT} bytes"),
-                    )
-                } else {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid-request",
-                        "Invalid request body",
-                        "the request body could not be read",
-                    )
-                }
-            })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "Request body too large",
+                    format!("request bodies are limited to {BODY_LIMIT} bytes"),
+                )
+            } else {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    "Invalid request body",
+                    "the request body could not be read",
+                )
+            }
+        })?;
         parse(&bytes).map(ApiJson)
     }
 }
@@ -75,16 +68,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         let (field, detail) = match inner.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => (
                 "body".to_owned(),
-                format!(
-                    "malformed JSON at line {} column {}",
-                    inner.line(),
-                    inner.column()
-                ),
+                format!("malformed JSON at line {} column {}", inner.line(), inner.column()),
             ),
-            serde_json::error::Category::Io => (
-                "body".to_owned(),
-                "the request body could not be read".to_owned(),
-            ),
+            serde_json::error::Category::Io => ("body".to_owned(), "the request body could not be read".to_owned()),
             serde_json::error::Category::Data => {
                 // serde names a missing field in its message only ("missing field `x`"): lift it into the path.
                 let field = match message
@@ -144,9 +130,7 @@ mod tests {
     }
 
     fn futures_body(response: axum::response::Response) -> serde_json::Value {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let bytes = rt
             .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
             .unwrap();
@@ -155,10 +139,7 @@ mod tests {
 
     #[test]
     fn missing_field_is_named() {
-        assert_eq!(
-            field_of(parse::<Body>(br#"{"inner":{"n":1}}"#).unwrap_err()),
-            "sha"
-        );
+        assert_eq!(field_of(parse::<Body>(br#"{"inner":{"n":1}}"#).unwrap_err()), "sha");
         assert_eq!(
             field_of(parse::<Body>(br#"{"sha":"x","inner":{}}"#).unwrap_err()),
             "inner.n"

@@ -35,12 +35,7 @@ pub struct ProblemBody {
 }
 
 impl Problem {
-    pub fn new(
-        status: StatusCode,
-        slug: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             slug,
@@ -105,10 +100,7 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            Value::String(format!("{TYPE_PREFIX}{}", self.slug)),
-        );
+        body.insert("type".into(), Value::String(format!("{TYPE_PREFIX}{}", self.slug)));
         body.insert("title".into(), Value::from(self.title));
         body.insert("status".into(), Value::from(self.status.as_u16()));
         body.insert("detail".into(), Value::String(self.detail));

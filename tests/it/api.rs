@@ -3,12 +3,7 @@ use serde_json::Value;
 use crate::helper::{Auth, Daemon, Options};
 
 async fn openapi(daemon: &Daemon) -> Value {
-    let response = daemon
-        .client
-        .get(daemon.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = daemon.client.get(daemon.url("/openapi.json")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -30,10 +25,7 @@ async fn openapi_document_is_3_1_and_lists_every_endpoint() {
     let document = openapi(&daemon).await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
-    let mut listed: Vec<(String, String)> = operations(&document)
-        .into_iter()
-        .map(|(m, p, _)| (m, p))
-        .collect();
+    let mut listed: Vec<(String, String)> = operations(&document).into_iter().map(|(m, p, _)| (m, p)).collect();
     listed.sort();
     let expected = [
         ("GET", "/events"),
@@ -43,10 +35,7 @@ async fn openapi_document_is_3_1_and_lists_every_endpoint() {
         ("POST", "/credentials/read"),
         ("POST", "/credentials/write"),
     ];
-    let mut expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect();
+    let mut expected: Vec<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     expected.sort();
     assert_eq!(listed, expected);
 }
@@ -56,9 +45,7 @@ async fn every_documented_route_exists_and_protected_ones_demand_the_token() {
     let daemon = Daemon::start().await;
     let document = openapi(&daemon).await;
     for (method, path, protected) in operations(&document) {
-        let request = daemon
-            .client
-            .request(method.parse().unwrap(), daemon.url(&path));
+        let request = daemon.client.request(method.parse().unwrap(), daemon.url(&path));
         let status = request.send().await.unwrap().status().as_u16();
         if protected {
             assert_eq!(status, 401, "{method} {path} without a token");
@@ -69,21 +56,10 @@ async fn every_documented_route_exists_and_protected_ones_demand_the_token() {
     // The other way round: a route missing from the document does not exist.
     let response = daemon.client.get(daemon.url("/nope")).send().await.unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let response = daemon
-        .client
-        .delete(daemon.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let response = daemon.client.delete(daemon.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 405);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
 }
 
 #[tokio::test]
@@ -93,12 +69,7 @@ async fn health_shape_and_cache_control() {
         ..Options::default()
     })
     .await;
-    let response = daemon
-        .client
-        .get(daemon.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let response = daemon.client.get(daemon.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();

@@ -11,10 +11,7 @@ async fn problem(response: reqwest::Response) -> (u16, Option<String>, String, V
         .headers()
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_owned());
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     (status, www, content_type, response.json().await.unwrap())
 }
 
@@ -108,19 +105,10 @@ async fn without_a_token_file_protected_endpoints_are_503_not_provisioned() {
         let (status, _, content_type, body) = problem(request.send().await.unwrap()).await;
         assert_eq!(status, 503, "{method} {path}");
         assert_eq!(content_type, "application/problem+json");
-        assert!(
-            body["type"].as_str().unwrap().ends_with("/not-provisioned"),
-            "{body}"
-        );
+        assert!(body["type"].as_str().unwrap().ends_with("/not-provisioned"), "{body}");
     }
     assert_eq!(
-        daemon
-            .client
-            .get(daemon.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        daemon.client.get(daemon.url("/health")).send().await.unwrap().status(),
         200
     );
 }
@@ -140,14 +128,10 @@ async fn token_file_appearing_later_provisions_the_daemon_without_restart() {
     write_token(&token_file, "first-token-value\n");
     let client = daemon.client.clone();
     let url = daemon.url("/status");
-    wait_for(
-        "the token file to be picked up",
-        Duration::from_secs(5),
-        || {
-            let request = client.get(&url).bearer_auth("first-token-value");
-            async move { (request.send().await.ok()?.status() == 200).then_some(()) }
-        },
-    )
+    wait_for("the token file to be picked up", Duration::from_secs(5), || {
+        let request = client.get(&url).bearer_auth("first-token-value");
+        async move { (request.send().await.ok()?.status() == 200).then_some(()) }
+    })
     .await;
     let wrong = daemon
         .client
@@ -180,14 +164,10 @@ async fn token_file_changed_replaces_the_old_token() {
     std::fs::write(&token_file, "new-token-value").unwrap();
     let client = daemon.client.clone();
     let url = daemon.url("/status");
-    wait_for(
-        "the new token to be accepted",
-        Duration::from_secs(5),
-        || {
-            let request = client.get(&url).bearer_auth("new-token-value");
-            async move { (request.send().await.ok()?.status() == 200).then_some(()) }
-        },
-    )
+    wait_for("the new token to be accepted", Duration::from_secs(5), || {
+        let request = client.get(&url).bearer_auth("new-token-value");
+        async move { (request.send().await.ok()?.status() == 200).then_some(()) }
+    })
     .await;
     assert_eq!(status_with("old-token-value").await, 401);
     let logs = daemon.logs();
@@ -218,14 +198,10 @@ async fn token_file_readable_by_others_is_refused_with_a_clear_log() {
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let client = daemon.client.clone();
     let url = daemon.url("/status");
-    wait_for(
-        "the fixed token file to be accepted",
-        Duration::from_secs(5),
-        || {
-            let request = client.get(&url).bearer_auth("shared-token-value");
-            async move { (request.send().await.ok()?.status() == 200).then_some(()) }
-        },
-    )
+    wait_for("the fixed token file to be accepted", Duration::from_secs(5), || {
+        let request = client.get(&url).bearer_auth("shared-token-value");
+        async move { (request.send().await.ok()?.status() == 200).then_some(()) }
+    })
     .await;
 }
 
@@ -236,12 +212,7 @@ async fn insecure_no_auth_opens_everything_and_warns() {
         ..Options::default()
     })
     .await;
-    let response = daemon
-        .client
-        .get(daemon.url("/status"))
-        .send()
-        .await
-        .unwrap();
+    let response = daemon.client.get(daemon.url("/status")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(daemon.logs().contains("insecure-no-auth"));
 }

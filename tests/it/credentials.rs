@@ -21,19 +21,12 @@ async fn read_without_a_file_is_404_no_credentials() {
 async fn write_then_read_round_trips_with_the_cli_file_shape_and_mode_0600() {
     let daemon = Daemon::start().await;
     assert!(!daemon.config_dir.exists());
-    let mut body = flat(
-        "sk-ant-oat01-AAA",
-        "sk-ant-ort01-RRR",
-        json!(1_900_000_000_000u64),
-    );
+    let mut body = flat("sk-ant-oat01-AAA", "sk-ant-ort01-RRR", json!(1_900_000_000_000u64));
     body["subscriptionType"] = json!("max");
     body["rateLimitTier"] = json!("default_claude_max_20x");
     let (status, written) = daemon.write_credentials(&body).await;
     assert_eq!(status, 200, "{written}");
-    assert_eq!(
-        written,
-        json!({"written": true, "expiresAt": 1_900_000_000_000u64})
-    );
+    assert_eq!(written, json!({"written": true, "expiresAt": 1_900_000_000_000u64}));
 
     let file = daemon.credentials_file();
     assert_eq!(mode_of(&file), 0o600);
@@ -54,11 +47,7 @@ async fn write_then_read_round_trips_with_the_cli_file_shape_and_mode_0600() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(
-        leftovers.len(),
-        1,
-        "no temporary file is left behind: {leftovers:?}"
-    );
+    assert_eq!(leftovers.len(), 1, "no temporary file is left behind: {leftovers:?}");
 
     let (status, read) = daemon.read_credentials().await;
     assert_eq!(status, 200);
@@ -79,18 +68,12 @@ async fn write_keeps_every_other_key_of_the_existing_file() {
     std::fs::write(daemon.credentials_file(), existing.to_string()).unwrap();
 
     let (status, _) = daemon
-        .write_credentials(
-            &json!({"claudeAiOauth": flat("new-access", "new-refresh", json!(2_000))}),
-        )
+        .write_credentials(&json!({"claudeAiOauth": flat("new-access", "new-refresh", json!(2_000))}))
         .await;
     assert_eq!(status, 200);
-    let on_disk: Value =
-        serde_json::from_slice(&std::fs::read(daemon.credentials_file()).unwrap()).unwrap();
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(daemon.credentials_file()).unwrap()).unwrap();
     assert_eq!(on_disk["mcpOAuth"], json!({"server": {"token": "kept"}}));
-    assert_eq!(
-        on_disk["claudeAiOauth"]["someFutureField"],
-        json!({"nested": true})
-    );
+    assert_eq!(on_disk["claudeAiOauth"]["someFutureField"], json!({"nested": true}));
     assert_eq!(on_disk["claudeAiOauth"]["accessToken"], "new-access");
     assert_eq!(on_disk["claudeAiOauth"]["expiresAt"], 2_000);
     assert_eq!(mode_of(&daemon.credentials_file()), 0o600);
@@ -108,25 +91,15 @@ async fn older_credentials_never_replace_newer_ones_unless_forced() {
         .write_credentials(&flat("older-access", "older-refresh", json!(4_999)))
         .await;
     assert_eq!(status, 409);
-    assert!(
-        body["type"]
-            .as_str()
-            .unwrap()
-            .ends_with("/stale-credentials")
-    );
+    assert!(body["type"].as_str().unwrap().ends_with("/stale-credentials"));
     assert_eq!(body["currentExpiresAt"], 5_000);
-    assert!(
-        !body.to_string().contains("newer-access") && !body.to_string().contains("older-access")
-    );
+    assert!(!body.to_string().contains("newer-access") && !body.to_string().contains("older-access"));
     assert_eq!(
         std::fs::read_to_string(daemon.credentials_file()).unwrap(),
         newer,
         "the file is untouched"
     );
-    assert_eq!(
-        std::fs::metadata(daemon.credentials_file()).unwrap().ino(),
-        inode
-    );
+    assert_eq!(std::fs::metadata(daemon.credentials_file()).unwrap().ino(), inode);
 
     // Equal expiresAt on disk: written.
     let (status, _) = daemon
@@ -150,11 +123,7 @@ async fn older_credentials_never_replace_newer_ones_unless_forced() {
 async fn blanked_tokens_on_disk_do_not_block_a_write() {
     let daemon = Daemon::start().await;
     std::fs::create_dir_all(&daemon.config_dir).unwrap();
-    std::fs::write(
-        daemon.credentials_file(),
-        cli_document("", "", 9_999_999).to_string(),
-    )
-    .unwrap();
+    std::fs::write(daemon.credentials_file(), cli_document("", "", 9_999_999).to_string()).unwrap();
     let (status, body) = daemon.write_credentials(&flat("a", "r", json!(5))).await;
     assert_eq!(status, 200, "{body}");
 }
@@ -167,8 +136,7 @@ async fn iso8601_expires_at_is_stored_as_epoch_ms() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expiresAt"], 1_893_456_000_250u64);
-    let on_disk: Value =
-        serde_json::from_slice(&std::fs::read(daemon.credentials_file()).unwrap()).unwrap();
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(daemon.credentials_file()).unwrap()).unwrap();
     assert_eq!(on_disk["claudeAiOauth"]["expiresAt"], 1_893_456_000_250u64);
 }
 
@@ -217,21 +185,10 @@ async fn every_validation_error_is_a_400_naming_the_field() {
         let (status, problem) = daemon.write_credentials(&body).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(problem["field"], field, "{body} → {problem}");
-        assert!(
-            problem["type"]
-                .as_str()
-                .unwrap()
-                .ends_with("/invalid-request")
-        );
-        assert!(
-            !problem.to_string().contains("sk-secret"),
-            "no value echoed: {problem}"
-        );
+        assert!(problem["type"].as_str().unwrap().ends_with("/invalid-request"));
+        assert!(!problem.to_string().contains("sk-secret"), "no value echoed: {problem}");
     }
-    assert!(
-        !daemon.credentials_file().exists(),
-        "nothing invalid was written"
-    );
+    assert!(!daemon.credentials_file().exists(), "nothing invalid was written");
 }
 
 #[tokio::test]
@@ -248,40 +205,22 @@ async fn malformed_json_oversized_bodies_and_wrong_content_types_are_problems() 
         async move {
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
-            let content_type = response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (
-                status,
-                content_type,
-                response.json::<Value>().await.unwrap(),
-            )
+            let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+            (status, content_type, response.json::<Value>().await.unwrap())
         }
     };
-    let (status, content_type, body) =
-        send(br#"{"accessToken": "#.to_vec(), "application/json").await;
-    assert_eq!(
-        (status, content_type.as_str()),
-        (400, "application/problem+json")
-    );
+    let (status, content_type, body) = send(br#"{"accessToken": "#.to_vec(), "application/json").await;
+    assert_eq!((status, content_type.as_str()), (400, "application/problem+json"));
     assert_eq!(body["field"], "body");
 
     let mut huge = br#"{"accessToken":""#.to_vec();
     huge.extend(std::iter::repeat_n(b'a', 1024 * 1024 + 10));
     huge.extend(br#""}"#);
     let (status, content_type, body) = send(huge, "application/json").await;
-    assert_eq!(
-        (status, content_type.as_str()),
-        (413, "application/problem+json")
-    );
+    assert_eq!((status, content_type.as_str()), (413, "application/problem+json"));
     assert!(body["type"].as_str().unwrap().ends_with("/body-too-large"));
 
-    let (status, _, _) = send(
-        b"accessToken=x".to_vec(),
-        "application/x-www-form-urlencoded",
-    )
-    .await;
+    let (status, _, _) = send(b"accessToken=x".to_vec(), "application/x-www-form-urlencoded").await;
     assert_eq!(status, 415);
 }
 
@@ -291,23 +230,24 @@ async fn unusable_files_are_422_naming_the_problem_but_not_the_content() {
     std::fs::create_dir_all(&daemon.config_dir).unwrap();
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"".to_vec(), "empty"),
-        (br#"{"claudeAiOauth":{"accessToken":"sk-leak-me","refre"#.to_vec(), "not valid JSON"),
+        (
+            br#"{"claudeAiOauth":{"accessToken":"sk-leak-me","refre"#.to_vec(),
+            "not valid JSON",
+        ),
         (b"[\"sk-leak-me\"]".to_vec(), "not a JSON object"),
         (br#"{"other":"sk-leak-me"}"#.to_vec(), "claudeAiOauth"),
         (cli_document("", "", 5).to_string().into_bytes(), "empty"),
-        (br#"{"claudeAiOauth":{"accessToken":"sk-leak-me","refreshToken":"r","expiresAt":"later"}}"#.to_vec(), "expiresAt"),
+        (
+            br#"{"claudeAiOauth":{"accessToken":"sk-leak-me","refreshToken":"r","expiresAt":"later"}}"#.to_vec(),
+            "expiresAt",
+        ),
         (vec![0xff, 0x00, 0x13, 0x37], "not valid JSON"),
     ];
     for (content, expected) in cases {
         std::fs::write(daemon.credentials_file(), &content).unwrap();
         let (status, body) = daemon.read_credentials().await;
         assert_eq!(status, 422, "{}", String::from_utf8_lossy(&content));
-        assert!(
-            body["type"]
-                .as_str()
-                .unwrap()
-                .ends_with("/credentials-unusable")
-        );
+        assert!(body["type"].as_str().unwrap().ends_with("/credentials-unusable"));
         let detail = body["detail"].as_str().unwrap();
         assert!(
             detail.contains(expected),
@@ -356,17 +296,13 @@ async fn rotation_written_in_place_by_the_cli_is_visible_to_credentials_read() {
     let client = daemon.client.clone();
     let url = daemon.url("/status");
     let token = daemon.token.clone();
-    let status = wait_for(
-        "/status to show the rotation",
-        Duration::from_secs(3),
-        || {
-            let request = client.get(&url).bearer_auth(&token);
-            async move {
-                let body: Value = request.send().await.ok()?.json().await.ok()?;
-                (body["credentials"]["rotations"] == 1).then_some(body)
-            }
-        },
-    )
+    let status = wait_for("/status to show the rotation", Duration::from_secs(3), || {
+        let request = client.get(&url).bearer_auth(&token);
+        async move {
+            let body: Value = request.send().await.ok()?.json().await.ok()?;
+            (body["credentials"]["rotations"] == 1).then_some(body)
+        }
+    })
     .await;
     assert_eq!(status["credentials"]["expiresAt"], 2_000);
     assert!(status["credentials"]["lastRotationAt"].as_u64().is_some());
@@ -381,9 +317,7 @@ async fn concurrent_reads_during_in_place_rewrites_never_return_a_torn_or_mixed_
     let daemon = Daemon::start().await;
     std::fs::create_dir_all(&daemon.config_dir).unwrap();
     let file = daemon.credentials_file();
-    let document = |i: u64| {
-        cli_document(&format!("access-{i}"), &format!("refresh-{i}"), 1_000 + i).to_string()
-    };
+    let document = |i: u64| cli_document(&format!("access-{i}"), &format!("refresh-{i}"), 1_000 + i).to_string();
     std::fs::write(&file, document(0)).unwrap();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -457,11 +391,7 @@ async fn concurrent_writes_are_serialized_and_the_newest_wins() {
         let url = daemon.url("/credentials/write");
         let token = daemon.token.clone();
         tasks.push(tokio::spawn(async move {
-            let body = flat(
-                &format!("access-{i}"),
-                &format!("refresh-{i}"),
-                json!(i * 100),
-            );
+            let body = flat(&format!("access-{i}"), &format!("refresh-{i}"), json!(i * 100));
             client
                 .post(&url)
                 .bearer_auth(&token)

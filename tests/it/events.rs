@@ -11,7 +11,9 @@ async fn rotation_in_place_is_a_credentials_rotated_event_replayable_with_last_e
     let daemon = Daemon::start().await;
     let mut events = daemon.events(None).await;
     let (status, _) = daemon
-        .write_credentials(&json!({"accessToken": "a1", "refreshToken": "r1", "expiresAt": 1_000, "scopes": ["user:inference"]}))
+        .write_credentials(
+            &json!({"accessToken": "a1", "refreshToken": "r1", "expiresAt": 1_000, "scopes": ["user:inference"]}),
+        )
         .await;
     assert_eq!(status, 200);
     let written = events.next_named("credentials.written", WAIT).await;
@@ -30,10 +32,7 @@ async fn rotation_in_place_is_a_credentials_rotated_event_replayable_with_last_e
 
     // The daemon's own write must not also be reported as a rotation.
     let next = events.next(Duration::from_millis(300)).await;
-    assert!(
-        next.is_none(),
-        "unexpected event after the rotation: {next:?}"
-    );
+    assert!(next.is_none(), "unexpected event after the rotation: {next:?}");
 
     // A client that saw only the written event reconnects and gets the rotation it missed.
     let mut resumed = daemon.events(written.id).await;
@@ -47,9 +46,17 @@ async fn rotation_in_place_is_a_credentials_rotated_event_replayable_with_last_e
 async fn last_event_id_as_query_parameter_also_resumes() {
     let daemon = Daemon::start().await;
     let mut events = daemon.events(None).await;
-    daemon.write_credentials(&json!({"accessToken": "a", "refreshToken": "r", "expiresAt": 1, "scopes": ["user:inference"]})).await;
+    daemon
+        .write_credentials(
+            &json!({"accessToken": "a", "refreshToken": "r", "expiresAt": 1, "scopes": ["user:inference"]}),
+        )
+        .await;
     let first = events.next_named("credentials.written", WAIT).await;
-    daemon.write_credentials(&json!({"accessToken": "b", "refreshToken": "s", "expiresAt": 2, "scopes": ["user:inference"]})).await;
+    daemon
+        .write_credentials(
+            &json!({"accessToken": "b", "refreshToken": "s", "expiresAt": 2, "scopes": ["user:inference"]}),
+        )
+        .await;
     let second = events.next_named("credentials.written", WAIT).await;
 
     let response = daemon
@@ -70,21 +77,14 @@ async fn last_event_id_as_query_parameter_also_resumes() {
             .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(
-        text.contains(&format!("id: {}", second.id.unwrap())),
-        "{text}"
-    );
+    assert!(text.contains(&format!("id: {}", second.id.unwrap())), "{text}");
 }
 
 #[tokio::test]
 async fn removing_the_file_or_blanking_its_tokens_is_credentials_cleared() {
     let daemon = Daemon::start().await;
     std::fs::create_dir_all(&daemon.config_dir).unwrap();
-    std::fs::write(
-        daemon.credentials_file(),
-        cli_document("a", "r", 10).to_string(),
-    )
-    .unwrap();
+    std::fs::write(daemon.credentials_file(), cli_document("a", "r", 10).to_string()).unwrap();
     let mut events = daemon.events(None).await;
     // The file appearing (written by someone else) is a rotation from nothing.
     let appeared = events.next_named("credentials.rotated", WAIT).await;
@@ -107,10 +107,7 @@ async fn removing_the_file_or_blanking_its_tokens_is_credentials_cleared() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        health["credentials"],
-        json!({"present": false, "expiresAt": null})
-    );
+    assert_eq!(health["credentials"], json!({"present": false, "expiresAt": null}));
 
     rewrite_in_place(
         &daemon.credentials_file(),
@@ -165,9 +162,7 @@ async fn health_reports_credentials_presence_and_expiry_without_secrets() {
     assert_eq!(health["credentials"]["expiresAt"], 4_242);
     assert!(!health.to_string().contains("health-access"));
     assert!(
-        !health
-            .to_string()
-            .contains(&daemon.config_dir.display().to_string()),
+        !health.to_string().contains(&daemon.config_dir.display().to_string()),
         "no paths in /health"
     );
 }

@@ -71,9 +71,7 @@ impl Daemon {
 
     pub async fn start_with(options: Options) -> Daemon {
         let home = tempfile::tempdir().expect("temp home");
-        let config_dir = options
-            .config_dir
-            .unwrap_or_else(|| home.path().join(".claude"));
+        let config_dir = options.config_dir.unwrap_or_else(|| home.path().join(".claude"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_acp-bridge"));
         command
             .env_clear()
@@ -124,26 +122,17 @@ impl Daemon {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr =
-            tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(20)))
-                .await
-                .unwrap()
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "daemon did not log its address; logs: {:?}",
-                        logs.lock().unwrap()
-                    )
-                });
+        let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("daemon did not log its address; logs: {:?}", logs.lock().unwrap()));
         Daemon {
             child,
             base: format!("http://{addr}"),
             _home: home,
             config_dir,
             logs,
-            client: reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .build()
-                .unwrap(),
+            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
             token: TOKEN.to_owned(),
         }
     }
@@ -202,10 +191,7 @@ impl Daemon {
     }
 
     pub async fn events(&self, last_event_id: Option<u64>) -> EventStream {
-        let mut request = self
-            .client
-            .get(self.url("/events"))
-            .bearer_auth(&self.token);
+        let mut request = self.client.get(self.url("/events")).bearer_auth(&self.token);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
         }
@@ -238,10 +224,7 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "daemon still running after {timeout:?}"
-            );
+            assert!(Instant::now() < deadline, "daemon still running after {timeout:?}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -262,9 +245,7 @@ pub struct SseEvent {
 }
 
 pub struct EventStream {
-    body: std::pin::Pin<
-        Box<dyn futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>,
-    >,
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
     buffer: String,
 }
 

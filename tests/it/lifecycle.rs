@@ -38,13 +38,7 @@ async fn two_daemons_run_side_by_side_on_port_zero() {
     assert_ne!(a.base, b.base);
     for daemon in [&a, &b] {
         assert_eq!(
-            daemon
-                .client
-                .get(daemon.url("/health"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            daemon.client.get(daemon.url("/health")).send().await.unwrap().status(),
             200
         );
     }
@@ -55,14 +49,9 @@ async fn under_systemd_it_sends_ready_and_feeds_the_watchdog() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let env = vec![
-        (
-            "NOTIFY_SOCKET".to_owned(),
-            socket_path.display().to_string(),
-        ),
+        ("NOTIFY_SOCKET".to_owned(), socket_path.display().to_string()),
         ("WATCHDOG_USEC".to_owned(), "200000".to_owned()),
     ];
     let daemon = Daemon::start_with(Options {
@@ -73,15 +62,8 @@ async fn under_systemd_it_sends_ready_and_feeds_the_watchdog() {
     let messages = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
         let mut buffer = [0u8; 256];
-        while seen
-            .iter()
-            .filter(|m: &&String| m.as_str() == "WATCHDOG=1")
-            .count()
-            < 2
-        {
-            let n = socket
-                .recv(&mut buffer)
-                .expect("a notification within 10 s");
+        while seen.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 2 {
+            let n = socket.recv(&mut buffer).expect("a notification within 10 s");
             seen.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
         }
         seen
@@ -113,7 +95,8 @@ async fn no_secret_appears_in_logs_health_status_events_or_errors() {
     let (status, body) = daemon.write_credentials(&stale).await;
     assert_eq!(status, 409);
     seen_bodies.push(body.to_string());
-    let invalid = json!({"accessToken": secrets[0], "refreshToken": 12, "expiresAt": 5_000, "scopes": ["user:inference"]});
+    let invalid =
+        json!({"accessToken": secrets[0], "refreshToken": 12, "expiresAt": 5_000, "scopes": ["user:inference"]});
     let (_, body) = daemon.write_credentials(&invalid).await;
     seen_bodies.push(body.to_string());
     let wrong_auth = daemon
@@ -127,13 +110,9 @@ async fn no_secret_appears_in_logs_health_status_events_or_errors() {
 
     rewrite_in_place(
         &daemon.credentials_file(),
-        cli_document(secrets[2], secrets[3], 6_000)
-            .to_string()
-            .as_bytes(),
+        cli_document(secrets[2], secrets[3], 6_000).to_string().as_bytes(),
     );
-    events
-        .next_named("credentials.rotated", Duration::from_secs(3))
-        .await;
+    events.next_named("credentials.rotated", Duration::from_secs(3)).await;
     std::fs::write(
         daemon.credentials_file(),
         format!(r#"{{"claudeAiOauth":{{"accessToken":"{}""#, secrets[2]),
@@ -143,9 +122,7 @@ async fn no_secret_appears_in_logs_health_status_events_or_errors() {
     assert_eq!(status, 422);
     seen_bodies.push(body.to_string());
     std::fs::remove_file(daemon.credentials_file()).unwrap();
-    events
-        .next_named("credentials.cleared", Duration::from_secs(3))
-        .await;
+    events.next_named("credentials.cleared", Duration::from_secs(3)).await;
 
     for path in ["/health", "/status"] {
         seen_bodies.push(daemon.get(path).await.text().await.unwrap());
@@ -160,12 +137,7 @@ async fn no_secret_appears_in_logs_health_status_events_or_errors() {
         "the replay holds the session's events: {streamed:?}"
     );
 
-    let everything = format!(
-        "{}\n{}\n{}",
-        daemon.logs(),
-        seen_bodies.join("\n"),
-        streamed.join("\n")
-    );
+    let everything = format!("{}\n{}\n{}", daemon.logs(), seen_bodies.join("\n"), streamed.join("\n"));
     for secret in secrets {
         assert!(!everything.contains(secret), "secret {secret:.12}… leaked");
     }
