@@ -16,6 +16,7 @@ use crate::config::{AuthConfig, Config};
 use crate::credentials::{self, CredentialsStore};
 use crate::events::EventBus;
 use crate::http::{self, AppState, DaemonInfo};
+use crate::supervisor::Supervisor;
 use crate::systemd;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +79,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             source,
         })?;
 
+    let components = Components::new();
+    let supervisor = Supervisor::start(config.supervisor.clone(), components.clone(), events.clone());
     let state = AppState {
         auth,
         credentials,
         events,
-        components: Components::new(),
+        components,
+        supervisor: supervisor.handle(),
         info: Arc::new(DaemonInfo {
             started,
             listen,
@@ -103,6 +107,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         _ = shutdown => tracing::info!("shutdown requested"),
         result = &mut serving => {
             cancel.cancel();
+            supervisor.shutdown().await;
             return match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(source)) => Err(AppError::Serve { source }),
@@ -123,6 +128,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             serving.abort();
         }
     }
+    supervisor.shutdown().await;
     tracker.close();
     tracker.wait().await;
     tracing::info!("stopped");

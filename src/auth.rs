@@ -165,8 +165,8 @@ fn load_token_file(path: &Path) -> TokenState {
     if !meta.is_file() {
         return TokenState::Refused("not a regular file");
     }
-    if meta.permissions().mode() & 0o044 != 0 {
-        return TokenState::Refused("readable by other users (chmod 600 it)");
+    if meta.permissions().mode() & 0o077 != 0 {
+        return TokenState::Refused("readable or writable by other users (chmod 600 it)");
     }
     if meta.len() > MAX_TOKEN_BYTES {
         return TokenState::Refused("larger than 4096 bytes");

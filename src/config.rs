@@ -5,9 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 use crate::secret::Secret;
+use crate::supervisor::SupervisorConfig;
+use crate::supervisor::policy::RestartPolicy;
+use crate::supervisor::services::{Chromium, Vite, Xvfb};
 
 #[derive(Debug, Parser)]
 #[command(name = "acp-bridge", version, about = "Daemon inside each app-builder sandbox VM")]
@@ -43,7 +47,7 @@ pub struct ServeArgs {
     pub token: Option<String>,
 
     /// Serve every endpoint without authentication. Local development only.
-    #[arg(long, env = "ACP_BRIDGE_INSECURE_NO_AUTH")]
+    #[arg(long, env = "ACP_BRIDGE_INSECURE_NO_AUTH", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     pub insecure_no_auth: bool,
 
     /// Claude configuration directory holding `.credentials.json`
@@ -62,6 +66,63 @@ pub struct ServeArgs {
     /// Log filter, in tracing's `EnvFilter` syntax.
     #[arg(long, env = "ACP_BRIDGE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// X display number Xvfb serves and Chromium uses (`99` or `:99`).
+    #[arg(long, env = "ACP_BRIDGE_DISPLAY", default_value = ":99", value_parser = parse_display)]
+    pub display: u32,
+
+    /// Chromium's remote debugging (CDP) port, bound to 127.0.0.1.
+    #[arg(long, env = "ACP_BRIDGE_CDP_PORT", default_value_t = 9222)]
+    pub cdp_port: u16,
+
+    /// The Vite dev server's port.
+    #[arg(long, env = "ACP_BRIDGE_VITE_PORT", default_value_t = 5173)]
+    pub vite_port: u16,
+
+    /// The address the Vite dev server listens on (0.0.0.0 so E2B's proxy can reach it).
+    #[arg(long, env = "ACP_BRIDGE_VITE_HOST", default_value = "0.0.0.0")]
+    pub vite_host: String,
+
+    /// The Xvfb program.
+    #[arg(long, env = "ACP_BRIDGE_XVFB_BIN", default_value = "Xvfb")]
+    pub xvfb_bin: String,
+
+    /// The Chromium program [default: /usr/lib/chromium/chromium, else `chromium` on PATH].
+    #[arg(long, env = "ACP_BRIDGE_CHROMIUM_BIN")]
+    pub chromium_bin: Option<String>,
+
+    /// A shell command replacing `node node_modules/vite/bin/vite.js --host <vite-host> --port <vite-port> --strictPort`
+    /// (run with `exec` in the app dir; `$PORT` holds the port).
+    #[arg(long, env = "ACP_BRIDGE_VITE_COMMAND")]
+    pub vite_command: Option<String>,
+
+    /// The page Chromium opens [default: http://localhost:<vite-port>].
+    #[arg(long, env = "ACP_BRIDGE_CHROMIUM_URL")]
+    pub chromium_url: Option<String>,
+
+    /// Chromium's profile directory [default: $HOME/.cache/acp-bridge/chromium].
+    #[arg(long, env = "ACP_BRIDGE_CHROMIUM_PROFILE_DIR")]
+    pub chromium_profile_dir: Option<PathBuf>,
+
+    /// Do not run Xvfb (Chromium is then disabled too unless a display is provided otherwise).
+    #[arg(long, env = "ACP_BRIDGE_NO_XVFB", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    pub no_xvfb: bool,
+
+    /// Do not run Chromium.
+    #[arg(long, env = "ACP_BRIDGE_NO_CHROMIUM", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    pub no_chromium: bool,
+
+    /// Do not run the Vite dev server.
+    #[arg(long, env = "ACP_BRIDGE_NO_VITE", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    pub no_vite: bool,
+
+    /// Seconds a component may take to become ready before it is killed and counted as a failed start.
+    #[arg(long, env = "ACP_BRIDGE_READY_TIMEOUT", default_value_t = 30.0)]
+    pub ready_timeout: f64,
+
+    /// Seconds a component gets between SIGTERM and SIGKILL when it is stopped.
+    #[arg(long, env = "ACP_BRIDGE_STOP_GRACE", default_value_t = 5.0)]
+    pub stop_grace: f64,
 
     /// Seconds to let in-flight requests finish after SIGTERM before exiting anyway.
     #[arg(long, env = "ACP_BRIDGE_SHUTDOWN_GRACE", default_value_t = 10)]
@@ -88,6 +149,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub shutdown_grace: Duration,
+    pub supervisor: SupervisorConfig,
 }
 
 impl Config {
@@ -99,7 +161,46 @@ impl Config {
         } else {
             AuthConfig::TokenFile(args.token_file)
         };
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/root".into());
+        let xvfb = (!args.no_xvfb).then(|| Xvfb {
+            bin: args.xvfb_bin.clone(),
+            display: args.display,
+        });
+        let chromium = (!args.no_chromium).then(|| Chromium {
+            bin: args
+                .chromium_bin
+                .clone()
+                .unwrap_or_else(crate::supervisor::default_chromium_bin),
+            display: args.display,
+            port: args.cdp_port,
+            url: args
+                .chromium_url
+                .clone()
+                .unwrap_or_else(|| format!("http://localhost:{}", args.vite_port)),
+            profile_dir: args
+                .chromium_profile_dir
+                .clone()
+                .unwrap_or_else(|| home.join(".cache/acp-bridge/chromium")),
+        });
+        let vite = (!args.no_vite).then(|| Vite {
+            app_dir: args.app_dir.clone(),
+            host: args.vite_host.clone(),
+            port: args.vite_port,
+            command: args.vite_command.clone().filter(|c| !c.trim().is_empty()),
+        });
+        let supervisor = SupervisorConfig {
+            xvfb,
+            chromium,
+            vite,
+            ready_timeout: Duration::from_secs_f64(args.ready_timeout.clamp(0.1, 3600.0)),
+            stop_grace: Duration::from_secs_f64(args.stop_grace.clamp(0.0, 600.0)),
+            policy: RestartPolicy::default(),
+        };
         Self {
+            supervisor,
             listen: args.listen,
             auth,
             claude_config_dir: args.claude_config_dir.unwrap_or_else(default_claude_config_dir),
@@ -113,6 +214,14 @@ impl Config {
     pub fn credentials_file(&self) -> PathBuf {
         self.claude_config_dir.join(".credentials.json")
     }
+}
+
+/// `:99` or `99`.
+fn parse_display(text: &str) -> Result<u32, String> {
+    text.trim()
+        .trim_start_matches(':')
+        .parse()
+        .map_err(|_| format!("`{text}` is not an X display like :99"))
 }
 
 /// `$CLAUDE_CONFIG_DIR`, else `$HOME/.claude` — where the Claude CLI itself looks.

@@ -9,6 +9,7 @@
 //! - [`events`]: the event bus behind `GET /events`.
 //! - [`components`]: the state of supervised components, as `/health` shows it.
 //! - [`fswatch`]: watching a file whose directory may not exist yet.
+//! - [`supervisor`]: Xvfb, Chromium and Vite — start, readiness, restart with backoff, logs, screenshot.
 //! - [`secret`]: a type for values that must never be printed.
 //! - [`systemd`]: `READY=1` and the watchdog.
 
@@ -21,4 +22,5 @@ pub mod events;
 pub mod fswatch;
 pub mod http;
 pub mod secret;
+pub mod supervisor;
 pub mod systemd;

@@ -17,14 +17,8 @@ pub const REQUIRED_SCOPE: &str = "user:inference";
 /// A credentials file larger than this is not a credentials file.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 
-const KNOWN_FIELDS: [&str; 6] = [
-    "accessToken",
-    "refreshToken",
-    "expiresAt",
-    "scopes",
-    "subscriptionType",
-    "rateLimitTier",
-];
+/// Fields a write always replaces; the optional `subscriptionType` and `rateLimitTier` are replaced only when given.
+const REPLACED_FIELDS: [&str; 4] = ["accessToken", "refreshToken", "expiresAt", "scopes"];
 
 /// The `claudeAiOauth` object, with its tokens kept secret.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +148,12 @@ pub fn parse_write_body(body: Value) -> Result<WriteRequest, FieldError> {
         None => (top, ""),
     };
     let field = |name: &str| format!("{prefix}{name}");
+    if !prefix.is_empty() && oauth.contains_key("force") {
+        return Err(field_error(
+            "claudeAiOauth.force",
+            "`force` belongs at the top level, next to `claudeAiOauth`",
+        ));
+    }
 
     let mut token = |key: &str| match oauth.remove(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(Secret::new(s)),
@@ -234,15 +234,16 @@ pub fn parse_write_body(body: Value) -> Result<WriteRequest, FieldError> {
     })
 }
 
-/// Builds the document to write: every key of `existing` is kept, and so are the unknown keys of its oauth
-/// object unless the request sets them; the known fields come from the request alone.
+/// Builds the document to write: every key of `existing` is kept, and so are the keys of its oauth object
+/// that the request does not set. Tokens, `expiresAt` and `scopes` always come from the request;
+/// `subscriptionType` and `rateLimitTier` are kept from the file when the request leaves them out.
 pub fn merge_into(existing: Option<Map<String, Value>>, request: &WriteRequest) -> Map<String, Value> {
     let mut top = existing.unwrap_or_default();
     let mut oauth = match top.remove(OAUTH_KEY) {
         Some(Value::Object(map)) => map,
         _ => Map::new(),
     };
-    for key in KNOWN_FIELDS {
+    for key in REPLACED_FIELDS {
         oauth.remove(key);
     }
     for (key, value) in &request.extra {
@@ -416,6 +417,7 @@ mod tests {
                 "force",
             ),
             (json!({"claudeAiOauth":"x"}), "claudeAiOauth"),
+            (json!({"claudeAiOauth":{"force":true}}), "claudeAiOauth.force"),
             (
                 json!({"claudeAiOauth":{"accessToken":"a"}}),
                 "claudeAiOauth.refreshToken",
@@ -430,15 +432,18 @@ mod tests {
 
     #[test]
     fn merge_keeps_unknown_keys_and_replaces_known_ones() {
-        let existing =
-            json!({"claudeAiOauth":{"accessToken":"old","subscriptionType":"pro","keep":1},"mcpOAuth":{"x":2}});
+        let existing = json!({"claudeAiOauth":{"accessToken":"old","subscriptionType":"pro","rateLimitTier":"t","keep":1},
+                              "mcpOAuth":{"x":2}});
         let Value::Object(existing) = existing else {
             unreachable!()
         };
-        let merged = merge_into(Some(existing), &parse_write_body(flat()).unwrap());
+        let mut body = flat();
+        body["subscriptionType"] = json!("max");
+        let merged = merge_into(Some(existing), &parse_write_body(body).unwrap());
         assert_eq!(merged["mcpOAuth"]["x"], 2);
         assert_eq!(merged["claudeAiOauth"]["keep"], 1);
         assert_eq!(merged["claudeAiOauth"]["accessToken"], "a");
-        assert!(merged["claudeAiOauth"].get("subscriptionType").is_none());
+        assert_eq!(merged["claudeAiOauth"]["subscriptionType"], "max", "given: replaced");
+        assert_eq!(merged["claudeAiOauth"]["rateLimitTier"], "t", "left out: kept");
     }
 }

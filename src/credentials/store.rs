@@ -133,8 +133,21 @@ impl CredentialsStore {
                 }
                 Ok((top, _)) => Some(top),
                 Err(CredentialsError::NotFound) => None,
-                // An unusable file still has keys worth keeping if it is a JSON object.
-                Err(CredentialsError::Unusable { .. }) => bytes.as_deref().and_then(json_object),
+                // An unusable file still has keys worth keeping if it is a JSON object, and if it still
+                // holds tokens with a later expiry, they are protected like any others.
+                Err(CredentialsError::Unusable { reason }) => {
+                    let top = bytes.as_deref().and_then(json_object);
+                    let current = top
+                        .as_ref()
+                        .filter(|_| reason != Unusable::EmptyTokens)
+                        .and_then(document::expires_at_of);
+                    if let Some(current) = current.filter(|c| *c > request.credentials.expires_at && !request.force) {
+                        return Err(CredentialsError::Stale {
+                            current_expires_at: current,
+                        });
+                    }
+                    top
+                }
                 Err(error) => return Err(error),
             };
             let document = document::merge_into(keep, &request);
@@ -393,8 +406,10 @@ mod tests {
     use crate::credentials::document::parse_write_body;
 
     fn request(expires_at: u64) -> WriteRequest {
-        parse_write_body(json!({"accessToken": "a", "refreshToken": "r", "expiresAt": expires_at, "scopes": ["user:inference"]}))
-            .unwrap()
+        parse_write_body(
+            json!({"accessToken": "a", "refreshToken": "r", "expiresAt": expires_at, "scopes": ["user:inference"]}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -404,12 +419,22 @@ mod tests {
         std::fs::create_dir_all(store.dir()).unwrap();
         std::fs::write(store.file(), b"what the CLI wrote meanwhile").unwrap();
         let document = document::merge_into(None, &request(5));
-        let outcome = store.inner.write_atomically(&document, Some(b"what the daemon read")).unwrap();
+        let outcome = store
+            .inner
+            .write_atomically(&document, Some(b"what the daemon read"))
+            .unwrap();
         assert!(matches!(outcome, Outcome::ChangedUnderneath));
         assert_eq!(std::fs::read(store.file()).unwrap(), b"what the CLI wrote meanwhile");
-        assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 1, "the temporary file is removed");
+        assert_eq!(
+            std::fs::read_dir(store.dir()).unwrap().count(),
+            1,
+            "the temporary file is removed"
+        );
 
-        let outcome = store.inner.write_atomically(&document, Some(b"what the CLI wrote meanwhile")).unwrap();
+        let outcome = store
+            .inner
+            .write_atomically(&document, Some(b"what the CLI wrote meanwhile"))
+            .unwrap();
         assert!(matches!(outcome, Outcome::Written));
         assert_eq!(mode(store.file()), 0o600);
     }
@@ -426,7 +451,12 @@ mod tests {
         let outcome = store.inner.write_atomically(&document, Some(b"precious")).unwrap();
         assert!(matches!(outcome, Outcome::Written));
         assert_eq!(std::fs::read(&elsewhere).unwrap(), b"precious");
-        assert!(!std::fs::symlink_metadata(store.file()).unwrap().file_type().is_symlink());
+        assert!(
+            !std::fs::symlink_metadata(store.file())
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[tokio::test]

@@ -63,6 +63,7 @@ pub struct Written {
 #[utoipa::path(post, path = "/credentials/read", tag = "credentials", security(("bearer" = [])),
     responses((status = 200, body = CredentialsBody),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+              (status = 500, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "No credentials file", body = ProblemBody, content_type = "application/problem+json"),
               (status = 422, description = "The file cannot be parsed or its tokens are empty", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
@@ -91,7 +92,9 @@ pub async fn read(State(state): State<AppState>) -> Result<Response, Problem> {
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "The sandbox holds newer credentials; `currentExpiresAt` says how new", body = ProblemBody, content_type = "application/problem+json"),
               (status = 413, body = ProblemBody, content_type = "application/problem+json"),
-              (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
+              (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 500, body = ProblemBody, content_type = "application/problem+json"),
+              (status = 503, description = "Not provisioned, or the file kept changing (`credentials-busy`)", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn write(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Json<Written>, Problem> {
     let request = parse_write_body(body).map_err(|error| CredentialsError::Invalid { error })?;
     let expires_at = state.credentials.write(request).await?;

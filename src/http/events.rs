@@ -23,8 +23,9 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsQuery {
-    /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
-    last_event_id: Option<u64>,
+    /// Same as the `Last-Event-ID` header, for clients that cannot set headers. Ignored unless a number.
+    #[param(value_type = Option<u64>)]
+    last_event_id: Option<String>,
 }
 
 /// Stream daemon events (`credentials.rotated`, `credentials.written`, `credentials.cleared`, …).
@@ -51,11 +52,15 @@ pub async fn stream(State(state): State<AppState>, headers: HeaderMap, Query(que
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let subscription = state.events.subscribe(header_id.or(query.last_event_id));
+    let query_id = query.last_event_id.and_then(|v| v.trim().parse().ok());
+    let subscription = state.events.subscribe(header_id.or(query_id));
 
-    let gap = subscription
-        .gap
-        .then(|| Event::default().event("events.gap").data(r#"{"type":"events.gap"}"#));
+    // No id: a gap marker must not move the client's Last-Event-ID.
+    let gap = subscription.gap.then(|| {
+        Event::default()
+            .event("events.gap")
+            .data(format!(r#"{{"type":"events.gap","timeMs":{}}}"#, events::now_ms()))
+    });
     let replay = stream::iter(
         gap.into_iter()
             .chain(subscription.replay.iter().map(|e| to_sse(e)))

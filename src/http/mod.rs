@@ -2,6 +2,7 @@
 //! [`router`] has no side effects, so tests can drive it with `oneshot`.
 
 pub mod auth;
+pub mod components;
 pub mod credentials;
 pub mod events;
 pub mod health;
@@ -26,6 +27,7 @@ use crate::auth::Auth;
 use crate::components::Components;
 use crate::credentials::CredentialsStore;
 use crate::events::EventBus;
+use crate::supervisor::SupervisorHandle;
 use problem::Problem;
 
 /// Everything a handler can reach. Cheap to clone.
@@ -35,6 +37,7 @@ pub struct AppState {
     pub credentials: CredentialsStore,
     pub events: EventBus,
     pub components: Components,
+    pub supervisor: SupervisorHandle,
     pub info: Arc<DaemonInfo>,
     /// Cancelled when the daemon shuts down: long-lived responses (SSE) end on it.
     pub shutdown: CancellationToken,
@@ -59,6 +62,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(credentials::read))
         .routes(routes!(credentials::write))
         .routes(routes!(events::stream))
+        .routes(routes!(components::logs))
+        .routes(routes!(components::restart))
+        .routes(routes!(components::screenshot))
         .split_for_parts();
     let mut api = public_api;
     api.merge(protected_api);

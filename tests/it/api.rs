@@ -32,6 +32,9 @@ async fn openapi_document_is_3_1_and_lists_every_endpoint() {
         ("GET", "/health"),
         ("GET", "/openapi.json"),
         ("GET", "/status"),
+        ("GET", "/components/{name}/logs"),
+        ("POST", "/components/{name}/restart"),
+        ("GET", "/preview/screenshot"),
         ("POST", "/credentials/read"),
         ("POST", "/credentials/write"),
     ];

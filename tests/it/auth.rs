@@ -193,7 +193,7 @@ async fn token_file_readable_by_others_is_refused_with_a_clear_log() {
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
-    assert!(daemon.logs().contains("readable by other users"));
+    assert!(daemon.logs().contains("readable or writable by other users"));
 
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let client = daemon.client.clone();

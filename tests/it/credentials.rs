@@ -414,3 +414,17 @@ async fn concurrent_writes_are_serialized_and_the_newest_wins() {
     );
     assert_eq!(body["accessToken"], "access-20");
 }
+
+#[tokio::test]
+async fn a_file_with_newer_tokens_but_odd_fields_is_still_protected_from_older_writes() {
+    let daemon = Daemon::start().await;
+    std::fs::create_dir_all(&daemon.config_dir).unwrap();
+    let mut odd = cli_document("newer-access", "newer-refresh", 9_000);
+    odd["claudeAiOauth"]["scopes"] = json!("user:inference");
+    std::fs::write(daemon.credentials_file(), odd.to_string()).unwrap();
+    let (status, body) = daemon
+        .write_credentials(&flat("older-access", "older-refresh", json!(8_000)))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["currentExpiresAt"], 9_000);
+}

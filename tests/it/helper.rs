@@ -41,7 +41,12 @@ pub enum Auth {
 pub struct Options {
     pub auth: Auth,
     pub config_dir: Option<PathBuf>,
+    pub app_dir: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    /// Extra flags for `acp-bridge serve`.
+    pub args: Vec<String>,
+    /// Run the supervised components (off by default: most tests are about the core).
+    pub supervise: bool,
 }
 
 impl Default for Options {
@@ -49,7 +54,10 @@ impl Default for Options {
         Self {
             auth: Auth::Token,
             config_dir: None,
+            app_dir: None,
             env: Vec::new(),
+            args: Vec::new(),
+            supervise: false,
         }
     }
 }
@@ -89,7 +97,8 @@ impl Daemon {
             .arg("--claude-config-dir")
             .arg(&config_dir)
             .args(["--app-dir"])
-            .arg(home.path().join("app"))
+            .arg(options.app_dir.clone().unwrap_or_else(|| home.path().join("app")))
+            .args(&options.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -103,6 +112,9 @@ impl Daemon {
             Auth::None => {
                 command.arg("--insecure-no-auth");
             }
+        }
+        if !options.supervise {
+            command.args(["--no-xvfb", "--no-chromium", "--no-vite"]);
         }
         for (key, value) in &options.env {
             command.env(key, value);

@@ -1,0 +1,117 @@
+//! `GET /components/{name}/logs`, `POST /components/{name}/restart` and `GET /preview/screenshot`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::problem::{Problem, ProblemBody};
+use crate::components::State as ComponentState;
+use crate::supervisor::{ComponentError, cdp};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LogsQuery {
+    /// How many of the most recent lines (default 200, at most 2000).
+    lines: Option<usize>,
+}
+
+impl From<ComponentError> for Problem {
+    fn from(error: ComponentError) -> Self {
+        match error {
+            ComponentError::Unknown { .. } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-component",
+                "Unknown component",
+                error.to_string(),
+            ),
+            ComponentError::Disabled { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "component-disabled",
+                "Component disabled",
+                error.to_string(),
+            ),
+            ComponentError::Stopping { .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Shutting down",
+                error.to_string(),
+            ),
+        }
+    }
+}
+
+/// The tail of a component's stdout and stderr, as plain text.
+#[utoipa::path(get, path = "/components/{name}/logs", tag = "components", security(("bearer" = [])),
+    params(("name" = String, Path, description = "`xvfb`, `chromium` or `vite`"), LogsQuery),
+    responses((status = 200, description = "The most recent lines, oldest first", content_type = "text/plain", body = String),
+              (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+              (status = 404, description = "Unknown component", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 409, description = "Component disabled", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Response, Problem> {
+    let lines = state.supervisor.logs(&name, query.lines.unwrap_or(200).min(2000))?;
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// Restart one component; what depends on it (chromium on xvfb) restarts after it.
+#[utoipa::path(post, path = "/components/{name}/restart", tag = "components", security(("bearer" = [])),
+    params(("name" = String, Path, description = "`xvfb`, `chromium` or `vite`")),
+    responses((status = 202, description = "Restart requested; follow it on `/health` or `/events`"),
+              (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+              (status = 404, description = "Unknown component", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 409, description = "Component disabled", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 503, description = "Not provisioned, or shutting down", body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn restart(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, Problem> {
+    state.supervisor.restart(&name)?;
+    tracing::info!(component = %name, "restart requested over HTTP");
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// A PNG of what the browser shows, through CDP `Page.captureScreenshot`.
+#[utoipa::path(get, path = "/preview/screenshot", tag = "components", security(("bearer" = [])),
+    responses((status = 200, description = "The page as the browser renders it", content_type = "image/png", body = Vec<u8>),
+              (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+              (status = 503, description = "Not provisioned, or chromium not ready", body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn screenshot(State(state): State<AppState>) -> Result<Response, Problem> {
+    let chromium = state.components.snapshot().get("chromium").map(|c| c.state);
+    let (Some(port), Some(ComponentState::Ready)) = (state.supervisor.cdp_port(), chromium) else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "browser-not-ready",
+            "Browser not ready",
+            "chromium is not ready (see /health); no screenshot can be taken",
+        ));
+    };
+    let png = cdp::screenshot(port).await.map_err(|error| {
+        tracing::warn!(error = %error, "screenshot failed");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "screenshot-failed",
+            "Screenshot failed",
+            error.to_string(),
+        )
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")],
+        png,
+    )
+        .into_response())
+}

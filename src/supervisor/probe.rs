@@ -1,0 +1,69 @@
+//! Readiness probes over loopback: a minimal HTTP/1.0 GET (no client library needed for two URLs).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const MAX_RESPONSE: usize = 1024 * 1024;
+
+/// `GET http://127.0.0.1:<port><path>`: the status code and body, or `None` if nothing answered HTTP in time.
+pub async fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, Vec<u8>)> {
+    tokio::time::timeout(timeout, async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        (&mut stream)
+            .take(MAX_RESPONSE as u64)
+            .read_to_end(&mut response)
+            .await
+            .ok()?;
+        parse_response(&response)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn parse_response(response: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&response[..head_end]).ok()?;
+    let status_line = head.lines().next()?;
+    let mut parts = status_line.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    let status = parts.next()?.parse().ok()?;
+    Some((status, response[head_end + 4..].to_vec()))
+}
+
+/// True when nothing listens on `127.0.0.1:<port>` (checked by binding it for a moment).
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status_and_body() {
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n{}"),
+            Some((200, b"{}".to_vec()))
+        );
+        assert_eq!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n"), None);
+        assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n"), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_none_and_the_port_is_free() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(!port_is_free(port));
+        drop(listener);
+        assert!(port_is_free(port));
+        assert_eq!(http_get(port, "/", Duration::from_millis(200)).await, None);
+    }
+}
