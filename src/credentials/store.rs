@@ -24,7 +24,7 @@ use super::error::CredentialsError;
 use crate::events::{EventBus, now_ms};
 
 /// How long a read keeps retrying a file that looks torn before answering 422.
-const TORN_READ_BUDGET: Duration = Duration::from_millis(250);
+const TORN_READ_BUDGET: Duration = Duration::from_secs(1);
 
 /// What the daemon last saw in the file. Never holds a token, only a keyed hash of them.
 #[derive(Debug, Clone, Default)]

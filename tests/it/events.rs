@@ -83,9 +83,9 @@ async fn last_event_id_as_query_parameter_also_resumes() {
 #[tokio::test]
 async fn removing_the_file_or_blanking_its_tokens_is_credentials_cleared() {
     let daemon = Daemon::start().await;
+    let mut events = daemon.events(None).await;
     std::fs::create_dir_all(&daemon.config_dir).unwrap();
     std::fs::write(daemon.credentials_file(), cli_document("a", "r", 10).to_string()).unwrap();
-    let mut events = daemon.events(None).await;
     // The file appearing (written by someone else) is a rotation from nothing.
     let appeared = events.next_named("credentials.rotated", WAIT).await;
     assert_eq!(appeared.data["expiresAt"], 10);
