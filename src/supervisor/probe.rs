@@ -8,29 +8,50 @@ use tokio::net::TcpStream;
 const MAX_RESPONSE: usize = 1024 * 1024;
 
 /// `GET http://127.0.0.1:<port><path>`: the status code and body, or `None` if nothing answered HTTP in time.
+/// Reads exactly `Content-Length` bytes of body when given (some servers keep the connection open).
 pub async fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, Vec<u8>)> {
     tokio::time::timeout(timeout, async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        (&mut stream)
-            .take(MAX_RESPONSE as u64)
-            .read_to_end(&mut response)
-            .await
-            .ok()?;
-        parse_response(&response)
+        let mut response = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(done) = complete(&response) {
+                return done;
+            }
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return parse_response(&response);
+            }
+            response.extend_from_slice(&chunk[..n]);
+            if response.len() > MAX_RESPONSE {
+                return None;
+            }
+        }
     })
     .await
     .ok()
     .flatten()
 }
 
+/// `Some(answer)` once a response with a `Content-Length` has all of its body.
+fn complete(response: &[u8]) -> Option<Option<(u16, Vec<u8>)>> {
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&response[..head_end]).ok()?;
+    let length: usize = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })?;
+    (response.len() >= head_end + 4 + length).then(|| parse_response(&response[..head_end + 4 + length]))
+}
+
 fn parse_response(response: &[u8]) -> Option<(u16, Vec<u8>)> {
     let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&response[..head_end]).ok()?;
-    let status_line = head.lines().next()?;
-    let mut parts = status_line.split_whitespace();
+    let mut parts = head.lines().next()?.split_whitespace();
     if !parts.next()?.starts_with("HTTP/1.") {
         return None;
     }
@@ -55,6 +76,11 @@ mod tests {
         );
         assert_eq!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n"), None);
         assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n"), None);
+        assert_eq!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{"), None);
+        assert_eq!(
+            complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"),
+            Some(Some((200, b"{}".to_vec())))
+        );
     }
 
     #[tokio::test]

@@ -7,3 +7,4 @@ mod auth;
 mod credentials;
 mod events;
 mod lifecycle;
+mod supervisor;
