@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
+use clap::builder::FalseyValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 use crate::secret::Secret;
@@ -47,7 +47,7 @@ pub struct ServeArgs {
     pub token: Option<String>,
 
     /// Serve every endpoint without authentication. Local development only.
-    #[arg(long, env = "ACP_BRIDGE_INSECURE_NO_AUTH", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    #[arg(long, env = "ACP_BRIDGE_INSECURE_NO_AUTH", value_parser = FalseyValueParser::new(), action = ArgAction::SetTrue)]
     pub insecure_no_auth: bool,
 
     /// Claude configuration directory holding `.credentials.json`
@@ -104,25 +104,25 @@ pub struct ServeArgs {
     #[arg(long, env = "ACP_BRIDGE_CHROMIUM_PROFILE_DIR")]
     pub chromium_profile_dir: Option<PathBuf>,
 
-    /// Do not run Xvfb (Chromium is then disabled too unless a display is provided otherwise).
-    #[arg(long, env = "ACP_BRIDGE_NO_XVFB", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    /// Do not run Xvfb (Chromium, unless disabled too, then expects another X server on --display).
+    #[arg(long, env = "ACP_BRIDGE_NO_XVFB", value_parser = FalseyValueParser::new(), action = ArgAction::SetTrue)]
     pub no_xvfb: bool,
 
     /// Do not run Chromium.
-    #[arg(long, env = "ACP_BRIDGE_NO_CHROMIUM", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    #[arg(long, env = "ACP_BRIDGE_NO_CHROMIUM", value_parser = FalseyValueParser::new(), action = ArgAction::SetTrue)]
     pub no_chromium: bool,
 
     /// Do not run the Vite dev server.
-    #[arg(long, env = "ACP_BRIDGE_NO_VITE", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    #[arg(long, env = "ACP_BRIDGE_NO_VITE", value_parser = FalseyValueParser::new(), action = ArgAction::SetTrue)]
     pub no_vite: bool,
 
     /// Seconds a component may take to become ready before it is killed and counted as a failed start.
-    #[arg(long, env = "ACP_BRIDGE_READY_TIMEOUT", default_value_t = 30.0)]
-    pub ready_timeout: f64,
+    #[arg(long, env = "ACP_BRIDGE_READY_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub ready_timeout: Duration,
 
     /// Seconds a component gets between SIGTERM and SIGKILL when it is stopped.
-    #[arg(long, env = "ACP_BRIDGE_STOP_GRACE", default_value_t = 5.0)]
-    pub stop_grace: f64,
+    #[arg(long, env = "ACP_BRIDGE_STOP_GRACE", default_value = "5", value_parser = parse_seconds)]
+    pub stop_grace: Duration,
 
     /// Seconds to let in-flight requests finish after SIGTERM before exiting anyway.
     #[arg(long, env = "ACP_BRIDGE_SHUTDOWN_GRACE", default_value_t = 10)]
@@ -195,8 +195,8 @@ impl Config {
             xvfb,
             chromium,
             vite,
-            ready_timeout: Duration::from_secs_f64(args.ready_timeout.clamp(0.1, 3600.0)),
-            stop_grace: Duration::from_secs_f64(args.stop_grace.clamp(0.0, 600.0)),
+            ready_timeout: args.ready_timeout,
+            stop_grace: args.stop_grace,
             policy: RestartPolicy::default(),
         };
         Self {
@@ -214,6 +214,18 @@ impl Config {
     pub fn credentials_file(&self) -> PathBuf {
         self.claude_config_dir.join(".credentials.json")
     }
+}
+
+/// A number of seconds, fractions allowed, from 0 to one hour.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.0..=3600.0).contains(&seconds) {
+        return Err(format!("`{text}` must be between 0 and 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// `:99` or `99`.
@@ -268,6 +280,15 @@ mod tests {
             "/c",
         ]);
         assert!(matches!(config.auth, AuthConfig::Disabled));
+    }
+
+    #[test]
+    fn durations_must_be_finite_seconds_in_range() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["NaN", "inf", "-1", "abc", "4000"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["acp-bridge", "serve", "--ready-timeout", "NaN"]).is_err());
     }
 
     #[test]

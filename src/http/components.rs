@@ -14,7 +14,8 @@ use crate::supervisor::{ComponentError, cdp};
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct LogsQuery {
     /// How many of the most recent lines (default 200, at most 2000).
-    lines: Option<usize>,
+    #[param(value_type = Option<usize>)]
+    lines: Option<String>,
 }
 
 impl From<ComponentError> for Problem {
@@ -55,7 +56,17 @@ pub async fn logs(
     Path(name): Path<String>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Response, Problem> {
-    let lines = state.supervisor.logs(&name, query.lines.unwrap_or(200).min(2000))?;
+    let count = match query.lines.as_deref().map(str::parse::<usize>) {
+        None => 200,
+        Some(Ok(n)) => n.min(2000),
+        Some(Err(_)) => {
+            return Err(Problem::invalid_field(
+                "lines",
+                "`lines` must be a non-negative integer",
+            ));
+        }
+    };
+    let lines = state.supervisor.logs(&name, count)?;
     let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for line in lines {
         text.push_str(&line);

@@ -77,11 +77,15 @@ pub async fn read(State(state): State<AppState>) -> Result<Response, Problem> {
         subscription_type: credentials.subscription_type,
         rate_limit_tier: credentials.rate_limit_tier,
     };
-    let mut response = Json(body).into_response();
+    Ok(no_store(Json(body)))
+}
+
+fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
 }
 
 /// Write credentials into the sandbox, unless it holds newer ones.
@@ -95,11 +99,11 @@ pub async fn read(State(state): State<AppState>) -> Result<Response, Problem> {
               (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 500, body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, or the file kept changing (`credentials-busy`)", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn write(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Json<Written>, Problem> {
+pub async fn write(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Response, Problem> {
     let request = parse_write_body(body).map_err(|error| CredentialsError::Invalid { error })?;
     let expires_at = state.credentials.write(request).await?;
-    Ok(Json(Written {
+    Ok(no_store(Json(Written {
         written: true,
         expires_at,
-    }))
+    })))
 }

@@ -28,7 +28,7 @@ pub enum CdpError {
 
 /// A PNG of the first page target, via `Page.captureScreenshot`.
 pub async fn screenshot(port: u16) -> Result<Vec<u8>, CdpError> {
-    let (status, body) = probe::http_get(port, "/json/list", Duration::from_secs(3))
+    let (status, body) = probe::http_get("127.0.0.1", port, "/json/list", Duration::from_secs(3))
         .await
         .ok_or(CdpError::Targets)?;
     if status != 200 {

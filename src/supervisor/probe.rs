@@ -7,12 +7,12 @@ use tokio::net::TcpStream;
 
 const MAX_RESPONSE: usize = 1024 * 1024;
 
-/// `GET http://127.0.0.1:<port><path>`: the status code and body, or `None` if nothing answered HTTP in time.
+/// `GET http://<host>:<port><path>`: the status code and body, or `None` if nothing answered HTTP in time.
 /// Reads exactly `Content-Length` bytes of body when given (some servers keep the connection open).
-pub async fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, Vec<u8>)> {
+pub async fn http_get(host: &str, port: u16, path: &str, timeout: Duration) -> Option<(u16, Vec<u8>)> {
     tokio::time::timeout(timeout, async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        let mut stream = TcpStream::connect((host, port)).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut response = Vec::with_capacity(4096);
         let mut chunk = [0u8; 8192];
@@ -59,9 +59,9 @@ fn parse_response(response: &[u8]) -> Option<(u16, Vec<u8>)> {
     Some((status, response[head_end + 4..].to_vec()))
 }
 
-/// True when nothing listens on `127.0.0.1:<port>` (checked by binding it for a moment).
-pub fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+/// True when nothing listens on `<host>:<port>` (checked by binding it for a moment).
+pub fn port_is_free(host: &str, port: u16) -> bool {
+    std::net::TcpListener::bind((host, port)).is_ok()
 }
 
 #[cfg(test)]
@@ -87,9 +87,9 @@ mod tests {
     async fn nothing_listening_is_none_and_the_port_is_free() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        assert!(!port_is_free(port));
+        assert!(!port_is_free("127.0.0.1", port));
         drop(listener);
-        assert!(port_is_free(port));
-        assert_eq!(http_get(port, "/", Duration::from_millis(200)).await, None);
+        assert!(port_is_free("127.0.0.1", port));
+        assert_eq!(http_get("127.0.0.1", port, "/", Duration::from_millis(200)).await, None);
     }
 }

@@ -94,6 +94,8 @@ impl Runner {
             };
             // Subscribed before the spawn, so no line of this run is missed.
             let lines = self.logs.subscribe();
+            // Restart requests made while nothing ran are satisfied by this start.
+            while self.control.try_recv().is_ok() {}
             let spawned = child::spawn(prepared.command, &self.logs, prepared.child_fd.as_ref());
             drop(prepared.child_fd);
             let mut running = match spawned {
@@ -113,6 +115,7 @@ impl Runner {
             started_once = true;
             let pid = running.pid;
             let started = Instant::now();
+            let mut ready_at = None;
             self.report.set(State::Starting, Some(pid), None);
             tracing::info!(component = self.service.name(), pid, "started");
 
@@ -141,6 +144,7 @@ impl Runner {
                         ms = started.elapsed().as_millis() as u64,
                         "ready"
                     );
+                    ready_at = Some(Instant::now());
                     self.report.set(State::Ready, Some(pid), None);
                     self.up.send_modify(|up| {
                         up.ready = true;
@@ -156,6 +160,8 @@ impl Runner {
             };
             self.up.send_modify(|up| up.ready = false);
             let ran_for = started.elapsed();
+            // Only time spent ready counts as healthy running for the backoff reset.
+            let healthy_for = ready_at.map(|at| at.elapsed()).unwrap_or_default();
 
             match ended {
                 Ended::Exited(status) => {
@@ -164,23 +170,26 @@ impl Runner {
                     tracing::warn!(component = self.service.name(), pid, %reason, "exited");
                     self.report.exited(status);
                     let delay;
-                    (failures, delay) = self.policy.after_failure(failures, ran_for, policy::jitter());
+                    (failures, delay) = self.policy.after_failure(failures, healthy_for, policy::jitter());
                     if !self.backoff(delay, reason).await {
                         break;
                     }
                 }
                 Ended::NotReady(reason) => {
                     tracing::warn!(component = self.service.name(), pid, %reason, "failed to become ready");
+                    self.report.set(State::Stopped, Some(pid), Some(reason.clone()));
                     let status = stop(running, self.stop_grace).await;
                     self.report.exited(status);
                     let delay;
-                    (failures, delay) = self.policy.after_failure(failures, ran_for, policy::jitter());
+                    (failures, delay) = self.policy.after_failure(failures, Duration::ZERO, policy::jitter());
                     if !self.backoff(delay, reason).await {
                         break;
                     }
                 }
                 Ended::Restart => {
                     tracing::info!(component = self.service.name(), pid, "restart requested");
+                    self.report
+                        .set(State::Stopped, Some(pid), Some("restart requested".to_owned()));
                     let status = stop(running, self.stop_grace).await;
                     self.report.exited(status);
                     failures = 0;
@@ -193,6 +202,8 @@ impl Runner {
                         dependency = name,
                         "restarting after its dependency"
                     );
+                    self.report
+                        .set(State::Stopped, Some(pid), Some(format!("restarting after {name}")));
                     let status = stop(running, self.stop_grace).await;
                     self.report.exited(status);
                 }

@@ -114,7 +114,7 @@ impl Service {
                 None => Ok(()),
             },
             Service::Chromium(c) => {
-                if !probe::port_is_free(c.port) {
+                if !probe::port_is_free("127.0.0.1", c.port) {
                     return Err(Preflight::Retry(format!(
                         "port {} is already in use by another process",
                         c.port
@@ -130,7 +130,7 @@ impl Service {
                         v.app_dir.display()
                     )));
                 }
-                if !probe::port_is_free(v.port) {
+                if !probe::port_is_free(probe_host(&v.host), v.port) {
                     return Err(Preflight::Retry(format!(
                         "port {} is already in use by another process",
                         v.port
@@ -237,7 +237,10 @@ impl Service {
             }
             Service::Chromium(c) => chromium_ready(c.port, input.lines).await,
             Service::Vite(v) => loop {
-                if probe::http_get(v.port, "/", Duration::from_secs(2)).await.is_some() {
+                if probe::http_get(probe_host(&v.host), v.port, "/", Duration::from_secs(2))
+                    .await
+                    .is_some()
+                {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -285,7 +288,7 @@ async fn chromium_ready(port: u16, mut lines: broadcast::Receiver<Arc<str>>) -> 
         }
     };
     loop {
-        if let Some((200, body)) = probe::http_get(port, "/json/version", Duration::from_secs(2)).await {
+        if let Some((200, body)) = probe::http_get("127.0.0.1", port, "/json/version", Duration::from_secs(2)).await {
             let version: serde_json::Value = serde_json::from_slice(&body).map_err(|_| "unreadable /json/version")?;
             let url = version["webSocketDebuggerUrl"].as_str().unwrap_or_default();
             return if url.ends_with(&format!("/devtools/browser/{browser_id}")) {
@@ -295,6 +298,14 @@ async fn chromium_ready(port: u16, mut lines: broadcast::Receiver<Arc<str>>) -> 
             };
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Where to reach a server listening on `host`: loopback for the wildcard addresses, else the host itself.
+fn probe_host(host: &str) -> &str {
+    match host {
+        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        other => other,
     }
 }
 

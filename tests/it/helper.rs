@@ -355,3 +355,63 @@ pub fn rewrite_in_place(path: &Path, content: &[u8]) {
 pub fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+static NEXT_DISPLAY: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn free_display() -> u32 {
+    loop {
+        let n = 200 + (std::process::id() % 300) * 2 + NEXT_DISPLAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !Path::new(&format!("/tmp/.X{n}-lock")).exists() && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            return n;
+        }
+    }
+}
+
+/// A private copy of the app skeleton; `node_modules` is hard-linked (fast), so Vite's cache stays per copy.
+pub fn app_copy(root: &Path) -> PathBuf {
+    let skeleton = Path::new(env!("CARGO_MANIFEST_DIR")).join("image/app");
+    assert!(
+        skeleton.join("node_modules/vite/bin/vite.js").is_file(),
+        "run `npm ci` in image/app first (scripts/test does)"
+    );
+    let app = root.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    for entry in std::fs::read_dir(&skeleton).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "node_modules" {
+            continue;
+        }
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(entry.path())
+            .arg(&app)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let linked = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(skeleton.join("node_modules"))
+        .arg(&app)
+        .status()
+        .unwrap()
+        .success();
+    if !linked {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(skeleton.join("node_modules"))
+            .arg(&app)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    app
+}

@@ -1,78 +1,18 @@
 //! The supervised components, with the real Xvfb, Chromium and Vite (the app skeleton in `image/app`,
 //! its `node_modules` installed by `scripts/test`).
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::helper::{Daemon, Options, wait_for};
+use crate::helper::{Daemon, Options, app_copy, free_display, free_port, wait_for};
 
 /// Chromium is heavy on 2 cores: the tests that run it take turns.
 static BROWSER: Semaphore = Semaphore::const_new(1);
-static NEXT_DISPLAY: AtomicU32 = AtomicU32::new(0);
 
 const READY: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_display() -> u32 {
-    loop {
-        let n = 200 + (std::process::id() % 300) * 2 + NEXT_DISPLAY.fetch_add(1, Ordering::Relaxed);
-        if !Path::new(&format!("/tmp/.X{n}-lock")).exists() && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-            return n;
-        }
-    }
-}
-
-/// A private copy of the app skeleton; `node_modules` is hard-linked (fast), so Vite's cache stays per copy.
-fn app_copy(root: &Path) -> PathBuf {
-    let skeleton = Path::new(env!("CARGO_MANIFEST_DIR")).join("image/app");
-    assert!(
-        skeleton.join("node_modules/vite/bin/vite.js").is_file(),
-        "run `npm ci` in image/app first (scripts/test does)"
-    );
-    let app = root.join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    for entry in std::fs::read_dir(&skeleton).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "node_modules" {
-            continue;
-        }
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(entry.path())
-            .arg(&app)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let linked = std::process::Command::new("cp")
-        .arg("-al")
-        .arg(skeleton.join("node_modules"))
-        .arg(&app)
-        .status()
-        .unwrap()
-        .success();
-    if !linked {
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(skeleton.join("node_modules"))
-            .arg(&app)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    app
-}
 
 struct Stack {
     daemon: Daemon,
@@ -482,6 +422,9 @@ async fn logs_endpoint_returns_the_recent_lines_as_text() {
         .unwrap();
     assert_eq!(one.lines().count(), 1);
     assert!(text.ends_with(&one), "lines=1 is the newest line");
+    let bad = stack.daemon.get("/components/vite/logs?lines=lots").await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["field"], "lines");
 }
 
 #[tokio::test]
