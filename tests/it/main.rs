@@ -6,5 +6,6 @@ mod api;
 mod auth;
 mod credentials;
 mod events;
+mod fake_anthropic;
 mod lifecycle;
 mod supervisor;
