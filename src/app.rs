@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::agent::Agent;
 use crate::auth::Auth;
 use crate::components::Components;
 use crate::config::{AuthConfig, Config};
@@ -81,7 +82,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let components = Components::new();
     let supervisor = Supervisor::start(config.supervisor.clone(), components.clone(), events.clone());
+    let agent = Agent::new(
+        config.agent.clone(),
+        credentials.clone(),
+        events.clone(),
+        components.clone(),
+    );
     let state = AppState {
+        agent: agent.clone(),
         auth,
         credentials,
         events,
@@ -107,6 +115,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         _ = shutdown => tracing::info!("shutdown requested"),
         result = &mut serving => {
             cancel.cancel();
+            agent.shutdown(config.shutdown_grace).await;
             supervisor.shutdown().await;
             return match result {
                 Ok(Ok(())) => Ok(()),
@@ -128,6 +137,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             serving.abort();
         }
     }
+    agent.shutdown(config.shutdown_grace).await;
     supervisor.shutdown().await;
     tracker.close();
     tracker.wait().await;

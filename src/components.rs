@@ -12,12 +12,16 @@ pub const NAMES: [&str; 4] = ["xvfb", "chromium", "vite", "agent"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// The agent is not spawned yet (it starts with the first session).
+    Idle,
     Starting,
     Ready,
     Backoff,
     Failed,
     Stopped,
     Disabled,
+    /// The agent is running a turn.
+    Busy,
 }
 
 /// How a child last ended.
@@ -100,7 +104,7 @@ pub fn overall<'a>(statuses: impl IntoIterator<Item = &'a ComponentStatus>) -> O
     let mut result = Overall::Ok;
     for status in statuses {
         match status.state {
-            State::Ready | State::Disabled => {}
+            State::Ready | State::Disabled | State::Idle | State::Busy => {}
             State::Starting => result = Overall::Starting.max_with(result),
             State::Backoff | State::Failed | State::Stopped => return Overall::Degraded,
         }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::builder::FalseyValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
+use crate::agent::AgentConfig;
+use crate::agent::permission::PermissionPolicy;
 use crate::secret::Secret;
 use crate::supervisor::SupervisorConfig;
 use crate::supervisor::policy::RestartPolicy;
@@ -124,6 +126,41 @@ pub struct ServeArgs {
     #[arg(long, env = "ACP_BRIDGE_STOP_GRACE", default_value = "5", value_parser = parse_seconds)]
     pub stop_grace: Duration,
 
+    /// The ACP agent program (the Claude Code ACP adapter).
+    #[arg(long, env = "ACP_BRIDGE_AGENT_COMMAND", default_value = "claude-agent-acp")]
+    pub agent_command: String,
+
+    /// An argument for the agent program (repeatable; in the environment, comma-separated).
+    #[arg(
+        long = "agent-arg",
+        env = "ACP_BRIDGE_AGENT_ARGS",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    pub agent_args: Vec<String>,
+
+    /// Name of a daemon environment variable passed through to the agent (repeatable; comma-separated in the environment).
+    #[arg(
+        long = "agent-env-pass",
+        env = "ACP_BRIDGE_AGENT_ENV_PASS",
+        value_delimiter = ',',
+        default_value = "ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY,NODE_EXTRA_CA_CERTS"
+    )]
+    pub agent_env_pass: Vec<String>,
+
+    /// How the agent's permission requests are answered.
+    #[arg(long, env = "ACP_BRIDGE_PERMISSION_POLICY", value_enum, default_value = "allow")]
+    pub permission_policy: PermissionPolicy,
+
+    /// The Playwright MCP server attached to every session while Chromium is enabled
+    /// [default: playwright-mcp --cdp-endpoint http://127.0.0.1:<cdp-port>].
+    #[arg(long, env = "ACP_BRIDGE_PLAYWRIGHT_MCP_COMMAND")]
+    pub playwright_mcp_command: Option<String>,
+
+    /// The app-builder system prompt appended to Claude Code's own (the image ships one).
+    #[arg(long, env = "ACP_BRIDGE_SYSTEM_PROMPT_FILE")]
+    pub system_prompt_file: Option<PathBuf>,
+
     /// Seconds to let in-flight requests finish after SIGTERM before exiting anyway.
     #[arg(long, env = "ACP_BRIDGE_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
@@ -150,6 +187,7 @@ pub struct Config {
     pub log_level: String,
     pub shutdown_grace: Duration,
     pub supervisor: SupervisorConfig,
+    pub agent: AgentConfig,
 }
 
 impl Config {
@@ -199,11 +237,34 @@ impl Config {
             stop_grace: args.stop_grace,
             policy: RestartPolicy::default(),
         };
+        let claude_config_dir = args.claude_config_dir.clone().unwrap_or_else(default_claude_config_dir);
+        let agent = AgentConfig {
+            command: args.agent_command.clone(),
+            args: args.agent_args.clone(),
+            env_pass: args
+                .agent_env_pass
+                .iter()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .collect(),
+            permission_policy: args.permission_policy,
+            playwright_mcp: (!args.no_chromium).then(|| {
+                args.playwright_mcp_command
+                    .clone()
+                    .unwrap_or_else(|| format!("playwright-mcp --cdp-endpoint http://127.0.0.1:{}", args.cdp_port))
+            }),
+            system_prompt_file: args.system_prompt_file.clone(),
+            display: args.display,
+            app_dir: args.app_dir.clone(),
+            claude_config_dir: claude_config_dir.clone(),
+            stop_grace: args.stop_grace,
+        };
         Self {
+            agent,
             supervisor,
             listen: args.listen,
             auth,
-            claude_config_dir: args.claude_config_dir.unwrap_or_else(default_claude_config_dir),
+            claude_config_dir,
             app_dir: args.app_dir,
             log_format: args.log_format,
             log_level: args.log_level,

@@ -2,6 +2,7 @@
 //!
 //! Crate map:
 //! - [`config`]: flags and `ACP_BRIDGE_*` variables, folded into one [`config::Config`].
+//! - [`agent`]: the ACP bridge — the Claude Code adapter, sessions, prompt turns.
 //! - [`app`]: wiring and lifecycle (`app::run(config, shutdown)`).
 //! - [`http`]: the API — router, one module per resource, problem+json errors, OpenAPI.
 //! - [`auth`]: the bearer token, fixed or from a watched file.
@@ -13,6 +14,7 @@
 //! - [`secret`]: a type for values that must never be printed.
 //! - [`systemd`]: `READY=1` and the watchdog.
 
+pub mod agent;
 pub mod app;
 pub mod auth;
 pub mod components;

@@ -80,6 +80,7 @@ pub struct Status {
     pub auth: AuthStatus,
     pub paths: Paths,
     pub event_subscribers: usize,
+    pub agent: crate::agent::AgentStatus,
 }
 
 /// Health of the daemon and its components.
@@ -151,6 +152,7 @@ pub async fn status(State(state): State<AppState>) -> Response {
             token_file: state.auth.token_file().map(|p| p.display().to_string()),
         },
         event_subscribers: state.events.subscriber_count(),
+        agent: state.agent.status(),
     };
     no_store(StatusCode::OK, body)
 }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::agent::Agent;
 use crate::auth::Auth;
 use crate::components::Components;
 use crate::credentials::CredentialsStore;
@@ -38,6 +40,7 @@ pub struct AppState {
     pub events: EventBus,
     pub components: Components,
     pub supervisor: SupervisorHandle,
+    pub agent: Agent,
     pub info: Arc<DaemonInfo>,
     /// Cancelled when the daemon shuts down: long-lived responses (SSE) end on it.
     pub shutdown: CancellationToken,
@@ -65,6 +68,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(components::logs))
         .routes(routes!(components::restart))
         .routes(routes!(components::screenshot))
+        .routes(routes!(session::create))
+        .routes(routes!(session::prompt))
+        .routes(routes!(session::cancel))
         .split_for_parts();
     let mut api = public_api;
     api.merge(protected_api);

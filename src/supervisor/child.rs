@@ -39,13 +39,36 @@ pub fn command(program: &str, extra: &[(&str, String)]) -> Command {
     command
 }
 
+/// What the child's stdin and stdout are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio3 {
+    /// stdin is /dev/null; stdout and stderr go into the log ring.
+    Logs,
+    /// stdin and stdout are pipes the caller takes (a protocol); stderr goes into the log ring.
+    Protocol,
+}
+
 /// Starts `command` in a new process group that dies with the daemon, pumping its output into `logs`.
 /// `inherit_fd` is made the child's fd 3 (Xvfb's `-displayfd 3`).
-pub fn spawn(mut command: Command, logs: &Arc<LogRing>, inherit_fd: Option<&OwnedFd>) -> std::io::Result<Running> {
+pub fn spawn(command: Command, logs: &Arc<LogRing>, inherit_fd: Option<&OwnedFd>) -> std::io::Result<Running> {
+    spawn_with(command, logs, inherit_fd, Stdio3::Logs)
+}
+
+pub fn spawn_with(
+    mut command: Command,
+    logs: &Arc<LogRing>,
+    inherit_fd: Option<&OwnedFd>,
+    stdio: Stdio3,
+) -> std::io::Result<Running> {
     let fd3 = inherit_fd.map(|fd| fd.as_raw_fd());
     let parent = Pid::from_raw(std::process::id() as i32);
+    let stdin = if stdio == Stdio3::Protocol {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -71,8 +94,10 @@ pub fn spawn(mut command: Command, logs: &Arc<LogRing>, inherit_fd: Option<&Owne
     }
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or(0);
-    if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(logs.clone().pump(stdout));
+    if stdio == Stdio3::Logs {
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(logs.clone().pump(stdout));
+        }
     }
     if let Some(stderr) = child.stderr.take() {
         tokio::spawn(logs.clone().pump(stderr));

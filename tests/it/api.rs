@@ -35,6 +35,9 @@ async fn openapi_document_is_3_1_and_lists_every_endpoint() {
         ("GET", "/components/{name}/logs"),
         ("POST", "/components/{name}/restart"),
         ("GET", "/preview/screenshot"),
+        ("POST", "/session"),
+        ("POST", "/session/{id}/prompt"),
+        ("POST", "/session/{id}/cancel"),
         ("POST", "/credentials/read"),
         ("POST", "/credentials/write"),
     ];
@@ -79,10 +82,14 @@ async fn health_shape_and_cache_control() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert!(body["uptimeMs"].is_u64());
-    for name in ["xvfb", "chromium", "vite", "agent"] {
+    for name in ["xvfb", "chromium", "vite"] {
         assert_eq!(body["components"][name]["state"], "disabled", "{name}");
         assert_eq!(body["components"][name]["restarts"], 0);
     }
+    assert_eq!(
+        body["components"]["agent"]["state"], "idle",
+        "the agent starts with the first session"
+    );
     assert_eq!(body["credentials"]["present"], false);
 
     let status: Value = daemon

@@ -2,9 +2,11 @@
 
 mod helper;
 
+mod agent;
 mod api;
 mod auth;
 mod credentials;
+mod e2e;
 mod events;
 mod fake_anthropic;
 mod lifecycle;

@@ -131,7 +131,7 @@ async fn all_three_become_ready_health_turns_200_and_component_events_are_sent()
         assert!(alive(c["pid"].as_u64().unwrap()), "{name} runs");
         assert!(c["sinceMs"].as_u64().is_some());
     }
-    assert_eq!(status["components"]["agent"]["state"], "disabled");
+    assert_eq!(status["components"]["agent"]["state"], "idle");
     let mut ready = Vec::new();
     while ready.len() < 3 {
         let event = events.next_named("component", Duration::from_secs(5)).await;

@@ -1,0 +1,192 @@
+//! One prompt turn: send `session/prompt`, relay every update, answer permission requests by policy,
+//! keep the updates that arrive just after the response, then finish with `done` or `error`.
+//! The turn runs in its own task: a client that stops listening does not cancel it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::permission::{self, PermissionPolicy};
+use super::rpc::{CallError, Connection, Inbound};
+use super::{Agent, TurnInfo};
+use crate::http::problem::TYPE_PREFIX;
+
+/// After the prompt's response, updates keep belonging to the turn until this much quiet…
+const LATE_QUIET: Duration = Duration::from_millis(25);
+/// …but no longer than this.
+const LATE_MAX: Duration = Duration::from_millis(500);
+
+/// What a streaming client receives, in order; the last one is `Done` or `Error`.
+#[derive(Debug, Clone)]
+pub enum TurnEvent {
+    /// The ACP `session/update` notification's `update` object, verbatim.
+    Update(Value),
+    /// `{"toolCall", "options", "selected"}`.
+    Permission(Value),
+    /// `{"stopReason", "commit", "credentialsRotated"}`.
+    Done(Value),
+    /// A problem object.
+    Error(Value),
+}
+
+pub type Receiver = mpsc::UnboundedReceiver<TurnEvent>;
+
+pub struct Turn {
+    pub agent: Agent,
+    pub connection: Connection,
+    pub info: TurnInfo,
+    pub prompt: Value,
+    pub policy: PermissionPolicy,
+    pub stream: mpsc::UnboundedSender<TurnEvent>,
+}
+
+enum Ended {
+    Response(Value),
+    AgentError(super::rpc::RpcError),
+    Crashed,
+}
+
+impl Turn {
+    pub async fn run(self) {
+        let ids = json!({"sessionId": self.info.session_id, "turnId": self.info.turn_id});
+        self.agent.events().publish("turn.started", ids.clone());
+        tracing::info!(session = %self.info.session_id, turn = %self.info.turn_id, "turn started");
+        let rotations_before = self.agent.credentials().known().rotations;
+
+        let (sink, mut inbound) = mpsc::unbounded_channel();
+        self.connection.route_to(sink);
+        let params = json!({"sessionId": self.info.session_id, "prompt": self.prompt});
+        let request = self.connection.request("session/prompt", params);
+        tokio::pin!(request);
+        let mut crashed = false;
+        let ended = loop {
+            tokio::select! {
+                // Everything the agent sent before its response is relayed before the response is looked at.
+                biased;
+                message = inbound.recv() => match message {
+                    Some(Inbound::Closed) | None => crashed = true,
+                    Some(message) => self.handle(message),
+                },
+                result = &mut request => break match result {
+                    Ok(response) => Ended::Response(response),
+                    Err(CallError::Rpc(error)) => Ended::AgentError(error),
+                    Err(CallError::Gone) => Ended::Crashed,
+                },
+            }
+            if crashed {
+                break Ended::Crashed;
+            }
+        };
+
+        if let Ended::Response(_) = ended {
+            let deadline = Instant::now() + LATE_MAX;
+            loop {
+                let until = (Instant::now() + LATE_QUIET).min(deadline);
+                match tokio::time::timeout_at(until, inbound.recv()).await {
+                    Ok(Some(Inbound::Closed)) | Ok(None) | Err(_) => break,
+                    Ok(Some(message)) => self.handle(message),
+                }
+            }
+        }
+        self.connection.clear_route();
+
+        // A rotation by the CLI during the turn must be on record before `done` says so.
+        let credentials = self.agent.credentials();
+        credentials.observe(true).await;
+        let rotated = credentials.known().rotations > rotations_before;
+        let commit = Value::Null;
+
+        let crashed = matches!(ended, Ended::Crashed);
+        match ended {
+            Ended::Response(response) => {
+                let stop_reason = response["stopReason"].clone();
+                let done = json!({"stopReason": stop_reason, "commit": commit, "credentialsRotated": rotated});
+                tracing::info!(turn = %self.info.turn_id, stop_reason = %stop_reason, rotated, "turn finished");
+                self.publish("turn.finished", &ids, &done);
+                let _ = self.stream.send(TurnEvent::Done(done));
+            }
+            Ended::AgentError(error) => {
+                let problem = problem(
+                    "agent-error",
+                    "Agent error",
+                    502,
+                    &format!(
+                        "the agent answered session/prompt with an error: {} (code {})",
+                        error.message, error.code
+                    ),
+                );
+                tracing::warn!(turn = %self.info.turn_id, code = error.code, message = %error.message, "turn failed");
+                self.fail(&ids, problem, commit);
+            }
+            Ended::Crashed => {
+                let problem = problem(
+                    "agent-crashed",
+                    "Agent crashed",
+                    502,
+                    "the agent process exited during the turn",
+                );
+                tracing::warn!(turn = %self.info.turn_id, "agent crashed during the turn");
+                self.fail(&ids, problem, commit);
+            }
+        }
+        self.agent.finish_turn(crashed);
+    }
+
+    fn fail(&self, ids: &Value, problem: Value, commit: Value) {
+        self.publish("turn.failed", ids, &json!({"error": problem, "commit": commit}));
+        let _ = self.stream.send(TurnEvent::Error(problem));
+    }
+
+    fn publish(&self, kind: &'static str, ids: &Value, payload: &Value) {
+        let mut data = ids.clone();
+        if let (Some(data), Some(payload)) = (data.as_object_mut(), payload.as_object()) {
+            data.extend(payload.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        self.agent.events().publish(kind, data);
+    }
+
+    fn handle(&self, message: Inbound) {
+        match message {
+            Inbound::Update(mut params) => {
+                if params["sessionId"] != self.info.session_id.as_str() {
+                    return;
+                }
+                let update = params.get_mut("update").map(Value::take).unwrap_or(Value::Null);
+                self.agent.events().publish(
+                    "turn.update",
+                    json!({"sessionId": self.info.session_id, "turnId": self.info.turn_id, "update": update}),
+                );
+                let _ = self.stream.send(TurnEvent::Update(update));
+            }
+            Inbound::Request { id, method, params } if method == "session/request_permission" => {
+                let (outcome, chosen) = permission::decide(self.policy, &params["options"]);
+                self.connection.respond(id, outcome);
+                let event = json!({
+                    "toolCall": params["toolCall"],
+                    "options": params["options"],
+                    "selected": chosen.as_ref().map(|o| o["optionId"].clone()).unwrap_or(Value::Null),
+                });
+                let kind = chosen.as_ref().map(|o| o["kind"].clone()).unwrap_or(Value::Null);
+                tracing::info!(turn = %self.info.turn_id, selected = %event["selected"], %kind, "permission answered");
+                self.publish(
+                    "turn.permission",
+                    &json!({"sessionId": self.info.session_id, "turnId": self.info.turn_id}),
+                    &event,
+                );
+                let _ = self.stream.send(TurnEvent::Permission(event));
+            }
+            Inbound::Request { id, method, .. } => {
+                tracing::warn!(%method, "agent request not supported; answered with an error");
+                self.connection
+                    .respond_error(id, -32601, "method not supported by acp-bridge");
+            }
+            Inbound::Closed => {}
+        }
+    }
+}
+
+fn problem(slug: &str, title: &str, status: u16, detail: &str) -> Value {
+    json!({"type": format!("{TYPE_PREFIX}{slug}"), "title": title, "status": status, "detail": detail})
+}
