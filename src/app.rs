@@ -16,6 +16,7 @@ use crate::components::Components;
 use crate::config::{AuthConfig, Config};
 use crate::credentials::{self, CredentialsStore};
 use crate::events::EventBus;
+use crate::history::AppHistory;
 use crate::http::{self, AppState, DaemonInfo};
 use crate::supervisor::Supervisor;
 use crate::systemd;
@@ -82,14 +83,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let components = Components::new();
     let supervisor = Supervisor::start(config.supervisor.clone(), components.clone(), events.clone());
+    let history = AppHistory::open(&config.app_dir, config.git_author.clone(), events.clone()).await;
     let agent = Agent::new(
         config.agent.clone(),
         credentials.clone(),
         events.clone(),
         components.clone(),
+        history.clone(),
     );
     let state = AppState {
         agent: agent.clone(),
+        history,
         auth,
         credentials,
         events,

@@ -10,6 +10,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 use crate::agent::AgentConfig;
 use crate::agent::permission::PermissionPolicy;
+use crate::repo::Author;
 use crate::secret::Secret;
 use crate::supervisor::SupervisorConfig;
 use crate::supervisor::policy::RestartPolicy;
@@ -161,6 +162,14 @@ pub struct ServeArgs {
     #[arg(long, env = "ACP_BRIDGE_SYSTEM_PROMPT_FILE")]
     pub system_prompt_file: Option<PathBuf>,
 
+    /// The author and committer of the app's commits ("Name <email>"); no git config is needed.
+    #[arg(
+        long,
+        env = "ACP_BRIDGE_GIT_AUTHOR",
+        default_value = "acp-bridge <acp-bridge@localhost>"
+    )]
+    pub git_author: Author,
+
     /// Seconds to let in-flight requests finish after SIGTERM before exiting anyway.
     #[arg(long, env = "ACP_BRIDGE_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
@@ -188,6 +197,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub supervisor: SupervisorConfig,
     pub agent: AgentConfig,
+    pub git_author: Author,
 }
 
 impl Config {
@@ -260,6 +270,7 @@ impl Config {
             stop_grace: args.stop_grace,
         };
         Self {
+            git_author: args.git_author.clone(),
             agent,
             supervisor,
             listen: args.listen,

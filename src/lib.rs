@@ -9,6 +9,8 @@
 //! - [`credentials`]: the Claude credentials file — format, store, watcher.
 //! - [`events`]: the event bus behind `GET /events`.
 //! - [`components`]: the state of supervised components, as `/health` shows it.
+//! - [`repo`]: the app folder as a git repository — turn commits, history, undo, redo, checkout.
+//! - [`history`]: the app's history as the daemon uses it — gated with turns, off the runtime, with events.
 //! - [`fswatch`]: watching a file whose directory may not exist yet.
 //! - [`supervisor`]: Xvfb, Chromium and Vite — start, readiness, restart with backoff, logs, screenshot.
 //! - [`secret`]: a type for values that must never be printed.
@@ -22,7 +24,9 @@ pub mod config;
 pub mod credentials;
 pub mod events;
 pub mod fswatch;
+pub mod history;
 pub mod http;
+pub mod repo;
 pub mod secret;
 pub mod supervisor;
 pub mod systemd;

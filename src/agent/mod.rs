@@ -22,6 +22,7 @@ use crate::components::{ComponentStatus, Components, LastExit, State};
 use crate::credentials::CredentialsStore;
 use crate::credentials::document::parse_write_body;
 use crate::events::{EventBus, now_ms};
+use crate::history::AppHistory;
 use crate::secret::Secret;
 use crate::supervisor::logs::LogRing;
 pub use error::AgentError;
@@ -94,6 +95,8 @@ struct Shared {
     events: EventBus,
     components: Components,
     logs: Arc<LogRing>,
+    history: AppHistory,
+    shutting_down: std::sync::atomic::AtomicBool,
     /// Serializes spawning, restarting and session creation.
     lifecycle: tokio::sync::Mutex<Option<AgentProcess>>,
     state: Mutex<Registry>,
@@ -111,7 +114,13 @@ struct Registry {
 }
 
 impl Agent {
-    pub fn new(config: AgentConfig, credentials: CredentialsStore, events: EventBus, components: Components) -> Self {
+    pub fn new(
+        config: AgentConfig,
+        credentials: CredentialsStore,
+        events: EventBus,
+        components: Components,
+        history: AppHistory,
+    ) -> Self {
         let agent = Self {
             shared: Arc::new(Shared {
                 config,
@@ -119,6 +128,8 @@ impl Agent {
                 events,
                 components,
                 logs: LogRing::new("agent", &[]),
+                history,
+                shutting_down: std::sync::atomic::AtomicBool::new(false),
                 lifecycle: tokio::sync::Mutex::new(None),
                 state: Mutex::new(Registry::default()),
                 turns: TaskTracker::new(),
@@ -425,8 +436,11 @@ impl Agent {
             }
             registry.current_turn = Some((info.clone(), connection.clone()));
         }
+        // Turns and history moves never interleave: the turn holds the gate until its commit is written.
+        let gate = self.shared.history.enter_turn().await;
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
         let turn = Turn {
+            gate,
             agent: self.clone(),
             connection,
             info: info.clone(),
@@ -486,8 +500,19 @@ impl Agent {
         &self.shared.credentials
     }
 
+    pub fn history(&self) -> &AppHistory {
+        &self.shared.history
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Stops the agent and waits (bounded) for a running turn to wrap up.
     pub async fn shutdown(&self, grace: Duration) {
+        self.shared
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Some(process) = self.shared.lifecycle.lock().await.take() {
             self.set_state(State::Stopped, None, None);
             process.stop(self.shared.config.stop_grace).await;

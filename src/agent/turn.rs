@@ -12,6 +12,7 @@ use super::permission::{self, PermissionPolicy};
 use super::rpc::{CallError, Connection, Inbound};
 use super::{Agent, TurnInfo};
 use crate::http::problem::TYPE_PREFIX;
+use crate::repo;
 
 /// After the prompt's response, updates keep belonging to the turn until this much quiet…
 const LATE_QUIET: Duration = Duration::from_millis(25);
@@ -34,6 +35,8 @@ pub enum TurnEvent {
 pub type Receiver = mpsc::UnboundedReceiver<TurnEvent>;
 
 pub struct Turn {
+    /// Held until the turn's commit is written (see [`crate::history`]).
+    pub gate: tokio::sync::OwnedMutexGuard<()>,
     pub agent: Agent,
     pub connection: Connection,
     pub info: TurnInfo,
@@ -96,7 +99,22 @@ impl Turn {
         let credentials = self.agent.credentials();
         credentials.observe(true).await;
         let rotated = credentials.known().rotations > rotations_before;
-        let commit = Value::Null;
+        let stop_reason = match &ended {
+            Ended::Response(response) => response["stopReason"].as_str().unwrap_or("unknown").to_owned(),
+            Ended::AgentError(_) => "error".to_owned(),
+            Ended::Crashed if self.agent.shutting_down() => "shutdown".to_owned(),
+            Ended::Crashed => "crashed".to_owned(),
+        };
+        let message = repo::turn_message(
+            &prompt_text(&self.prompt),
+            &self.info.session_id,
+            &self.info.turn_id,
+            &stop_reason,
+        );
+        let commit = match self.agent.history().commit_turn(message).await {
+            Some(commit) => serde_json::to_value(commit).unwrap_or(Value::Null),
+            None => Value::Null,
+        };
 
         let crashed = matches!(ended, Ended::Crashed);
         match ended {
@@ -185,6 +203,16 @@ impl Turn {
             Inbound::Closed => {}
         }
     }
+}
+
+/// The text of the prompt's first text block.
+fn prompt_text(prompt: &Value) -> String {
+    prompt
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "text"))
+        .and_then(|b| b["text"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn problem(slug: &str, title: &str, status: u16, detail: &str) -> Value {

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::components::{self, ComponentStatus, Overall, State as ComponentState};
+use crate::history::RepoSummary;
 
 /// A component as `/health` shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,6 +36,8 @@ pub struct Health {
     pub uptime_ms: u64,
     pub components: BTreeMap<&'static str, ComponentHealth>,
     pub credentials: CredentialsHealth,
+    /// The app's repository: HEAD and whether the working tree has uncommitted changes (null without a repository).
+    pub repo: Option<RepoSummary>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,6 +80,7 @@ pub struct Status {
     pub listen: String,
     pub components: BTreeMap<&'static str, ComponentStatus>,
     pub credentials: CredentialsStatus,
+    pub repo: Option<RepoSummary>,
     pub auth: AuthStatus,
     pub paths: Paths,
     pub event_subscribers: usize,
@@ -113,6 +117,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
             present: known.present,
             expires_at: known.expires_at,
         },
+        repo: state.history.summary().await,
     };
     no_store(http_status(status), body)
 }
@@ -141,6 +146,7 @@ pub async fn status(State(state): State<AppState>) -> Response {
             last_rotation_at: known.last_rotation_at,
             rotations: known.rotations,
         },
+        repo: state.history.summary().await,
         auth: AuthStatus {
             mode: state.auth.mode_name(),
             provisioned: state.auth.provisioned(),

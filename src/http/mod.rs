@@ -6,6 +6,7 @@ pub mod components;
 pub mod credentials;
 pub mod events;
 pub mod health;
+pub mod history;
 pub mod json;
 pub mod openapi;
 pub mod problem;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub components: Components,
     pub supervisor: SupervisorHandle,
     pub agent: Agent,
+    pub history: crate::history::AppHistory,
     pub info: Arc<DaemonInfo>,
     /// Cancelled when the daemon shuts down: long-lived responses (SSE) end on it.
     pub shutdown: CancellationToken,
@@ -71,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(session::create))
         .routes(routes!(session::prompt))
         .routes(routes!(session::cancel))
+        .routes(routes!(history::list))
+        .routes(routes!(history::undo))
+        .routes(routes!(history::redo))
+        .routes(routes!(history::checkout))
         .split_for_parts();
     let mut api = public_api;
     api.merge(protected_api);

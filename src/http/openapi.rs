@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "acp-bridge", description = "The daemon inside each app-builder sandbox VM. See docs/api.md."),
     modifiers(&BearerScheme),
     components(schemas(super::problem::ProblemBody)),
-    tags((name = "daemon"), (name = "credentials"), (name = "events"), (name = "components"), (name = "agent"))
+    tags((name = "daemon"), (name = "credentials"), (name = "events"), (name = "components"), (name = "agent"), (name = "history"))
 )]
 pub struct ApiDoc;
 

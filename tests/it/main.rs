@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real `acp-bridge` binary with a temp HOME and config dir.
 
 mod helper;
+mod history;
 
 mod agent;
 mod api;
