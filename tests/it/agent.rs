@@ -156,7 +156,11 @@ async fn a_turn_streams_updates_verbatim_then_exactly_one_done_including_late_up
     let done = events.last().unwrap();
     assert_eq!(done.event, "done");
     assert_eq!(done.data["stopReason"], "end_turn");
-    assert_eq!(done.data["commit"]["filesChanged"], json!(["src/hello.txt"]), "the turn was committed");
+    assert_eq!(
+        done.data["commit"]["filesChanged"],
+        json!(["src/hello.txt"]),
+        "the turn was committed"
+    );
     assert_eq!(done.data["credentialsRotated"], false);
     assert_eq!(
         events
