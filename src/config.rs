@@ -145,7 +145,7 @@ pub struct ServeArgs {
         long = "agent-env-pass",
         env = "ACP_BRIDGE_AGENT_ENV_PASS",
         value_delimiter = ',',
-        default_value = "ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY,NODE_EXTRA_CA_CERTS"
+        default_value = "ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY,https_proxy,http_proxy,no_proxy,NODE_EXTRA_CA_CERTS"
     )]
     pub agent_env_pass: Vec<String>,
 
@@ -153,7 +153,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ACP_BRIDGE_PERMISSION_POLICY", value_enum, default_value = "allow")]
     pub permission_policy: PermissionPolicy,
 
-    /// The Playwright MCP server attached to every session while Chromium is enabled
+    /// The Playwright MCP server attached to every session while Chromium is enabled; empty turns it off
     /// [default: playwright-mcp --cdp-endpoint http://127.0.0.1:<cdp-port>].
     #[arg(long, env = "ACP_BRIDGE_PLAYWRIGHT_MCP_COMMAND")]
     pub playwright_mcp_command: Option<String>,
@@ -258,11 +258,14 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .collect(),
             permission_policy: args.permission_policy,
-            playwright_mcp: (!args.no_chromium).then(|| {
-                args.playwright_mcp_command
-                    .clone()
-                    .unwrap_or_else(|| format!("playwright-mcp --cdp-endpoint http://127.0.0.1:{}", args.cdp_port))
-            }),
+            // An empty command turns Playwright MCP off.
+            playwright_mcp: (!args.no_chromium)
+                .then(|| {
+                    args.playwright_mcp_command
+                        .clone()
+                        .unwrap_or_else(|| format!("playwright-mcp --cdp-endpoint http://127.0.0.1:{}", args.cdp_port))
+                })
+                .filter(|command| !command.trim().is_empty()),
             system_prompt_file: args.system_prompt_file.clone(),
             display: args.display,
             app_dir: args.app_dir.clone(),

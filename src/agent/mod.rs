@@ -109,6 +109,8 @@ struct Registry {
     /// Session id → the generation of the agent process it lives in.
     sessions: HashMap<String, u64>,
     current_turn: Option<(TurnInfo, Connection)>,
+    /// Whether the process of `generation` is running.
+    live: bool,
     auth_mode: Option<&'static str>,
     status: Option<ComponentStatus>,
 }
@@ -149,7 +151,7 @@ impl Agent {
         let mut sessions: Vec<String> = registry
             .sessions
             .iter()
-            .filter(|(_, g)| **g == generation)
+            .filter(|(_, g)| registry.live && **g == generation)
             .map(|(id, _)| id.clone())
             .collect();
         sessions.sort();
@@ -195,17 +197,47 @@ impl Agent {
         }
     }
 
-    fn record_exit(&self, restarted: bool) {
+    fn record_exit(&self, restarted: bool, exit: Option<std::process::ExitStatus>) {
+        use std::os::unix::process::ExitStatusExt;
         let mut registry = self.registry();
         if let Some(status) = registry.status.as_mut() {
             status.last_exit = Some(LastExit {
-                code: None,
-                signal: None,
+                code: exit.and_then(|e| e.code()),
+                signal: exit.and_then(|e| e.signal()),
                 at_ms: now_ms(),
             });
             if restarted {
                 status.restarts += 1;
             }
+        }
+    }
+
+    /// Stops the running agent process, if any; its sessions are gone afterwards. The generation moves on
+    /// first, so that the exit is not mistaken for a crash.
+    async fn stop_process(&self, lifecycle: &mut Option<AgentProcess>) {
+        {
+            let mut registry = self.registry();
+            registry.generation += 1;
+            registry.live = false;
+        }
+        if let Some(old) = lifecycle.take() {
+            let exit = old.stop(self.shared.config.stop_grace).await;
+            self.record_exit(true, exit);
+        }
+    }
+
+    /// `POST /components/agent/restart`: stops the agent (a hung turn ends and its work is committed);
+    /// the next session starts a fresh one.
+    pub async fn stop(&self) {
+        let mut lifecycle = self.shared.lifecycle.lock().await;
+        if lifecycle.is_some() {
+            tracing::info!("agent stopped on request");
+            self.stop_process(&mut lifecycle).await;
+            self.set_state(
+                State::Idle,
+                None,
+                Some("stopped on request; the next session starts it".into()),
+            );
         }
     }
 
@@ -256,27 +288,25 @@ impl Agent {
     pub async fn create_session(&self, request: SessionRequest) -> Result<SessionCreated, AgentError> {
         let (mode, credentials) = self.resolve_auth(&request).await?;
         let mut lifecycle = self.shared.lifecycle.lock().await;
+        if self.shutting_down() {
+            return Err(AgentError::ShuttingDown);
+        }
         let reusable = lifecycle.as_ref().is_some_and(|p| p.is_alive() && p.mode == mode);
         if !reusable {
             if lifecycle.as_ref().is_some_and(AgentProcess::is_alive) && self.turn_running() {
                 return Err(AgentError::TurnInProgress);
             }
             let restarted = lifecycle.is_some();
-            if let Some(old) = lifecycle.take() {
+            if let Some(old) = lifecycle.as_ref() {
                 tracing::info!(
                     pid = old.pid,
                     from = old.mode.name(),
                     to = mode.name(),
                     "restarting the agent"
                 );
-                old.stop(self.shared.config.stop_grace).await;
-                self.record_exit(true);
             }
-            let generation = {
-                let mut registry = self.registry();
-                registry.generation += 1;
-                registry.generation
-            };
+            self.stop_process(&mut lifecycle).await;
+            let generation = self.registry().generation;
             *lifecycle = Some(self.start_process(mode.clone(), generation, restarted).await?);
         }
         let Some(process) = lifecycle.as_ref() else {
@@ -354,6 +384,7 @@ impl Agent {
             return Err(error);
         }
         tracing::info!(pid = process.pid, auth = process.mode.name(), restarted, "agent ready");
+        self.registry().live = true;
         self.set_state(State::Ready, Some(process.pid), None);
         self.watch_exit(&process);
         Ok(process)
@@ -363,20 +394,19 @@ impl Agent {
     fn watch_exit(&self, process: &AgentProcess) {
         let agent = self.clone();
         let generation = process.generation;
-        let mut exited = process.exited();
+        let (mut exited, status) = process.exited();
         tokio::spawn(async move {
             let _ = exited.wait_for(|gone| *gone).await;
             let current = agent.registry().generation;
-            if current == generation {
-                agent.record_exit(false);
-                let state = agent.registry().status.as_ref().map(|s| s.state);
-                if state != Some(State::Stopped) {
-                    agent.set_state(
-                        State::Failed,
-                        None,
-                        Some("the agent process exited; the next session respawns it".into()),
-                    );
-                }
+            if current == generation && !agent.shutting_down() {
+                agent.registry().live = false;
+                let exit = *status.lock().unwrap_or_else(|e| e.into_inner());
+                agent.record_exit(false, exit);
+                agent.set_state(
+                    State::Failed,
+                    None,
+                    Some("the agent process exited; the next session respawns it".into()),
+                );
             }
         });
     }
@@ -399,7 +429,7 @@ impl Agent {
     /// Starts a turn. With a receiver, the caller streams the turn's events; the turn runs on its own either way.
     pub async fn prompt(&self, session_id: &str, prompt: Value) -> Result<(TurnInfo, turn::Receiver), AgentError> {
         let prompt = match prompt {
-            Value::String(text) => json!([{"type": "text", "text": text}]),
+            Value::String(text) if !text.trim().is_empty() => json!([{"type": "text", "text": text}]),
             Value::Array(blocks) if !blocks.is_empty() && blocks.iter().all(Value::is_object) => Value::Array(blocks),
             _ => {
                 return Err(AgentError::Invalid {
@@ -457,8 +487,13 @@ impl Agent {
     /// `POST /session/{id}/cancel`: asks the agent to stop the running turn.
     pub fn cancel(&self, session_id: &str) -> Result<(), AgentError> {
         let registry = self.registry();
-        if !registry.sessions.contains_key(session_id) {
+        let Some(generation) = registry.sessions.get(session_id).copied() else {
             return Err(AgentError::UnknownSession {
+                id: session_id.to_owned(),
+            });
+        };
+        if generation != registry.generation || !registry.live {
+            return Err(AgentError::SessionGone {
                 id: session_id.to_owned(),
             });
         }
@@ -481,13 +516,8 @@ impl Agent {
             registry.current_turn = None;
             registry.status.as_ref().and_then(|s| s.pid)
         };
-        if crashed {
-            self.set_state(
-                State::Failed,
-                None,
-                Some("the agent process exited during a turn; the next session respawns it".into()),
-            );
-        } else {
+        // A crash is reported by the exit watcher (which can tell it from a stop on request or for shutdown).
+        if !crashed && !self.shutting_down() {
             self.set_state(State::Ready, pid, None);
         }
     }
@@ -508,16 +538,29 @@ impl Agent {
         self.shared.shutting_down.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Stops the agent and waits (bounded) for a running turn to wrap up.
+    /// On daemon shutdown: cancels a running turn and gives it a moment to end on its own (its work is
+    /// committed either way), then stops the agent and waits (bounded) for the turn to wrap up.
     pub async fn shutdown(&self, grace: Duration) {
         self.shared
             .shutting_down
             .store(true, std::sync::atomic::Ordering::Release);
-        if let Some(process) = self.shared.lifecycle.lock().await.take() {
-            self.set_state(State::Stopped, None, None);
-            process.stop(self.shared.config.stop_grace).await;
-        }
+        let running = self
+            .registry()
+            .current_turn
+            .as_ref()
+            .map(|(info, connection)| (info.clone(), connection.clone()));
         self.shared.turns.close();
+        if let Some((info, connection)) = running {
+            tracing::info!(turn = %info.turn_id, "cancelling the running turn for shutdown");
+            connection.notify("session/cancel", json!({"sessionId": info.session_id}));
+            let _ = tokio::time::timeout(grace.min(Duration::from_secs(5)), self.shared.turns.wait()).await;
+        }
+        let mut lifecycle = self.shared.lifecycle.lock().await;
+        if lifecycle.is_some() {
+            self.stop_process(&mut lifecycle).await;
+            self.set_state(State::Stopped, None, None);
+        }
+        drop(lifecycle);
         let _ = tokio::time::timeout(grace, self.shared.turns.wait()).await;
     }
 }

@@ -37,6 +37,23 @@ impl AuthMode {
     }
 }
 
+/// Names a pass-through list can never carry: the daemon's own settings (its bearer token among them) and
+/// what the daemon sets itself.
+fn may_pass(name: &str) -> bool {
+    const OWN: [&str; 9] = [
+        "PATH",
+        "HOME",
+        "USER",
+        "LANG",
+        "TZ",
+        "IS_SANDBOX",
+        "DISPLAY",
+        "CLAUDE_CONFIG_DIR",
+        child::OWNER_ENV,
+    ];
+    !name.starts_with("ACP_BRIDGE_") && !OWN.contains(&name)
+}
+
 /// The beta header OAuth inference requires.
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
 
@@ -47,6 +64,8 @@ pub struct AgentProcess {
     pub generation: u64,
     /// Becomes `true` once the process has exited.
     exited: watch::Receiver<bool>,
+    /// How it exited, once it has.
+    status: Arc<std::sync::Mutex<Option<std::process::ExitStatus>>>,
 }
 
 impl AgentProcess {
@@ -56,7 +75,7 @@ impl AgentProcess {
             ("DISPLAY", format!(":{}", config.display)),
             ("CLAUDE_CONFIG_DIR", config.claude_config_dir.display().to_string()),
         ];
-        for name in &config.env_pass {
+        for name in config.env_pass.iter().filter(|name| may_pass(name)) {
             if let Ok(value) = std::env::var(name) {
                 extra.push((name.as_str(), value));
             }
@@ -87,10 +106,13 @@ impl AgentProcess {
         let connection = Connection::start(stdin, stdout);
         let pid = running.pid;
         let (exited_tx, exited) = watch::channel(false);
+        let status = Arc::new(std::sync::Mutex::new(None));
+        let slot = status.clone();
         tokio::spawn(async move {
-            let status = running.child.wait().await;
+            let status = running.child.wait().await.ok();
             child::kill_group(pid);
-            tracing::info!(pid, status = ?status.ok(), "agent process exited");
+            tracing::info!(pid, ?status, "agent process exited");
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = status;
             let _ = exited_tx.send(true);
         });
         Ok(Self {
@@ -99,6 +121,7 @@ impl AgentProcess {
             mode,
             generation,
             exited,
+            status,
         })
     }
 
@@ -106,13 +129,18 @@ impl AgentProcess {
         !*self.exited.borrow() && self.connection.is_alive()
     }
 
-    /// A receiver that turns `true` when the process exits.
-    pub fn exited(&self) -> watch::Receiver<bool> {
-        self.exited.clone()
+    /// A receiver that turns `true` when the process exits, and where its exit status will be.
+    pub fn exited(
+        &self,
+    ) -> (
+        watch::Receiver<bool>,
+        Arc<std::sync::Mutex<Option<std::process::ExitStatus>>>,
+    ) {
+        (self.exited.clone(), self.status.clone())
     }
 
-    /// SIGTERM to the group, `grace` to exit, then SIGKILL to the group.
-    pub async fn stop(mut self, grace: Duration) {
+    /// SIGTERM to the group, `grace` to exit, then SIGKILL to the group. Returns how it exited.
+    pub async fn stop(mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let group = Pid::from_raw(self.pid as i32);
         let _ = killpg(group, Signal::SIGTERM);
         if tokio::time::timeout(grace, self.exited.wait_for(|gone| *gone))
@@ -123,5 +151,6 @@ impl AgentProcess {
             let _ = self.exited.wait_for(|gone| *gone).await;
         }
         let _ = killpg(group, Signal::SIGKILL);
+        *self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

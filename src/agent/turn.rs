@@ -99,10 +99,11 @@ impl Turn {
         let credentials = self.agent.credentials();
         credentials.observe(true).await;
         let rotated = credentials.known().rotations > rotations_before;
+        // The trailer says why the turn ended from the app's point of view: a cancel sent for shutdown is a shutdown.
         let stop_reason = match &ended {
+            _ if self.agent.shutting_down() => "shutdown".to_owned(),
             Ended::Response(response) => response["stopReason"].as_str().unwrap_or("unknown").to_owned(),
             Ended::AgentError(_) => "error".to_owned(),
-            Ended::Crashed if self.agent.shutting_down() => "shutdown".to_owned(),
             Ended::Crashed => "crashed".to_owned(),
         };
         let message = repo::turn_message(

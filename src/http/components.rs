@@ -45,7 +45,7 @@ impl From<ComponentError> for Problem {
 
 /// The tail of a component's stdout and stderr, as plain text.
 #[utoipa::path(get, path = "/components/{name}/logs", tag = "components", security(("bearer" = [])),
-    params(("name" = String, Path, description = "`xvfb`, `chromium` or `vite`"), LogsQuery),
+    params(("name" = String, Path, description = "`xvfb`, `chromium`, `vite` or `agent` (the agent's stderr)"), LogsQuery),
     responses((status = 200, description = "The most recent lines, oldest first", content_type = "text/plain", body = String),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Unknown component", body = ProblemBody, content_type = "application/problem+json"),
@@ -66,7 +66,11 @@ pub async fn logs(
             ));
         }
     };
-    let lines = state.supervisor.logs(&name, count)?;
+    let lines = if name == "agent" {
+        state.agent.logs().tail(count)
+    } else {
+        state.supervisor.logs(&name, count)?
+    };
     let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for line in lines {
         text.push_str(&line);
@@ -82,7 +86,8 @@ pub async fn logs(
         .into_response())
 }
 
-/// Restart one component; what depends on it (chromium on xvfb) restarts after it.
+/// Restart one component; what depends on it (chromium on xvfb) restarts after it. For `agent`: stop it (a hung
+/// turn ends and is committed; its sessions are gone) — the next `POST /session` starts a fresh one.
 #[utoipa::path(post, path = "/components/{name}/restart", tag = "components", security(("bearer" = [])),
     params(("name" = String, Path, description = "`xvfb`, `chromium` or `vite`")),
     responses((status = 202, description = "Restart requested; follow it on `/health` or `/events`"),
@@ -91,6 +96,11 @@ pub async fn logs(
               (status = 409, description = "Component disabled", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, or shutting down", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn restart(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, Problem> {
+    if name == "agent" {
+        // Stopping is enough: the next `POST /session` starts a fresh agent.
+        state.agent.stop().await;
+        return Ok(StatusCode::ACCEPTED);
+    }
     state.supervisor.restart(&name)?;
     tracing::info!(component = %name, "restart requested over HTTP");
     Ok(StatusCode::ACCEPTED)

@@ -138,9 +138,13 @@ pub async fn prompt(
             .data(data.to_string());
         Some((Ok::<_, Infallible>(sse), (receiver, id + 1, last)))
     });
-    Ok(Sse::new(events)
+    let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive"))
-        .into_response())
+        .into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&info.turn_id) {
+        response.headers_mut().insert("x-turn-id", value);
+    }
+    Ok(response)
 }
 
 /// Cancel the session's running turn (ACP `session/cancel`); it ends with `stopReason: "cancelled"`.

@@ -231,6 +231,7 @@ async fn the_agent_environment_is_built_never_inherited() {
 #[tokio::test]
 async fn api_key_mode_then_oauth_mode_restarts_the_agent_and_the_old_session_is_gone() {
     let bridge = start_bridge(&[]).await;
+    let mut events = bridge.daemon.events(None).await;
     let first = bridge.api_key_session().await;
     let env = bridge.starts()[0]["env"].clone();
     assert_eq!(env["ANTHROPIC_API_KEY"], "sk-ant-api03-test-key");
@@ -248,6 +249,17 @@ async fn api_key_mode_then_oauth_mode_restarts_the_agent_and_the_old_session_is_
     let starts = bridge.starts();
     assert_eq!(starts.len(), 2, "switching mode restarts the agent");
     assert_ne!(starts[0]["pid"], starts[1]["pid"]);
+    let mut states = Vec::new();
+    while let Some(event) = events.next(Duration::from_millis(300)).await {
+        if event.event == "component" {
+            states.push(event.data["state"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        states,
+        ["starting", "ready", "starting", "ready"],
+        "a planned restart is not a failure"
+    );
     let old = bridge.prompt(&first, "hello").await;
     assert_eq!(old.status(), 410);
     let body: Value = old.json().await.unwrap();
@@ -382,6 +394,7 @@ async fn one_turn_at_a_time_unknown_sessions_are_404_and_cancel_ends_the_turn_ca
     let session = bridge.api_key_session().await;
     let response = bridge.prompt(&session, "slow").await;
     assert_eq!(response.status(), 200);
+    let turn_id = response.headers()["x-turn-id"].to_str().unwrap().to_owned();
     let mut stream = EventStream::from_response(response);
     stream.next_named("update", TURN).await;
     assert_eq!(bridge.agent_state().await["state"], "busy");
@@ -391,8 +404,16 @@ async fn one_turn_at_a_time_unknown_sessions_are_404_and_cancel_ends_the_turn_ca
     let body: Value = second.json().await.unwrap();
     assert!(body["type"].as_str().unwrap().ends_with("/turn-in-progress"));
     assert_eq!(bridge.prompt("no-such-session", "hello").await.status(), 404);
+    let empty = bridge.prompt(&session, " ").await;
+    assert_eq!(empty.status(), 400);
+    assert_eq!(empty.json::<Value>().await.unwrap()["field"], "prompt");
     let status: Value = bridge.daemon.get("/status").await.json().await.unwrap();
     assert_eq!(status["agent"]["currentTurn"]["sessionId"], session.as_str());
+    assert_eq!(
+        status["agent"]["currentTurn"]["turnId"],
+        turn_id.as_str(),
+        "X-Turn-Id names the turn"
+    );
 
     let cancel = bridge
         .daemon
@@ -480,6 +501,11 @@ async fn an_agent_crash_mid_turn_is_an_error_event_and_the_next_session_respawns
     })
     .await;
     assert!(agent["reason"].as_str().unwrap().contains("exited"));
+    assert_eq!(agent["lastExit"]["code"], 1, "the fake agent's crash exit code");
+    assert_eq!(
+        bridge.daemon.get("/status").await.json::<Value>().await.unwrap()["agent"]["sessions"],
+        json!([])
+    );
     let health = bridge
         .daemon
         .client
@@ -572,4 +598,35 @@ async fn sigterm_during_a_turn_stops_the_agent_and_exits_0() {
         !Path::new(&format!("/proc/{pid}")).exists(),
         "the agent process is gone"
     );
+}
+
+#[tokio::test]
+async fn restarting_the_agent_component_ends_a_hung_turn_and_the_next_session_starts_a_fresh_agent() {
+    let bridge = start_bridge(&[]).await;
+    let session = bridge.api_key_session().await;
+    // `sleep` ignores session/cancel: a hung turn.
+    let response = bridge.prompt(&session, "sleep 600000").await;
+    let mut stream = EventStream::from_response(response);
+    let restart = bridge.daemon.post("/components/agent/restart", &json!({})).await;
+    assert_eq!(restart.status(), 202);
+    let error = stream.next_named("error", TURN).await;
+    assert!(error.data["type"].as_str().unwrap().ends_with("/agent-crashed"));
+    assert_eq!(bridge.agent_state().await["state"], "idle");
+    assert_eq!(bridge.prompt(&session, "hello").await.status(), 410);
+    bridge.api_key_session().await;
+    assert_eq!(bridge.starts().len(), 2);
+}
+
+#[tokio::test]
+async fn pass_through_never_carries_the_daemons_own_settings() {
+    let bridge = start_bridge(&[
+        "--agent-env-pass",
+        "FAKE_ACP_RECORD,ACP_BRIDGE_TOKEN,IS_SANDBOX,DISPLAY",
+    ])
+    .await;
+    bridge.api_key_session().await;
+    let env = bridge.starts()[0]["env"].clone();
+    assert!(env.get("ACP_BRIDGE_TOKEN").is_none());
+    assert_eq!(env["IS_SANDBOX"], "1");
+    assert!(!env.to_string().contains(&bridge.daemon.token));
 }
