@@ -1,5 +1,6 @@
 //! Answering the agent's permission requests by policy, always with one of the options it offered.
 
+use agent_client_protocol_schema::v1::{PermissionOption, PermissionOptionKind};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,22 +12,34 @@ pub enum PermissionPolicy {
 }
 
 /// The outcome to send for a `session/request_permission` with these `options`, and the chosen option (if any).
+/// Options are read with the official ACP schema types; one that does not parse is never chosen.
 pub fn decide(policy: PermissionPolicy, options: &Value) -> (Value, Option<Value>) {
-    let preference: &[&str] = match policy {
-        PermissionPolicy::Allow => &["allow_always", "allow_once"],
-        PermissionPolicy::Reject => &["reject_once", "reject_always"],
+    let preference: [PermissionOptionKind; 2] = match policy {
+        PermissionPolicy::Allow => [PermissionOptionKind::AllowAlways, PermissionOptionKind::AllowOnce],
+        PermissionPolicy::Reject => [PermissionOptionKind::RejectOnce, PermissionOptionKind::RejectAlways],
     };
-    let offered = options.as_array().map(Vec::as_slice).unwrap_or_default();
-    let chosen = preference.iter().find_map(|kind| {
-        offered
-            .iter()
-            .find(|option| option["kind"] == *kind && option["optionId"].is_string())
-    });
+    let offered: Vec<(PermissionOption, &Value)> = options
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|raw| {
+            serde_json::from_value::<PermissionOption>(raw.clone())
+                .ok()
+                .map(|option| (option, raw))
+        })
+        .collect();
+    let chosen = preference
+        .iter()
+        .find_map(|kind| offered.iter().find(|(option, _)| option.kind == *kind));
     match chosen {
-        Some(option) => (
-            json!({"outcome": {"outcome": "selected", "optionId": option["optionId"]}}),
-            Some(option.clone()),
-        ),
+        Some((option, raw)) => {
+            let id = serde_json::to_value(&option.option_id).unwrap_or(Value::Null);
+            (
+                json!({"outcome": {"outcome": "selected", "optionId": id}}),
+                Some((*raw).clone()),
+            )
+        }
         None => (json!({"outcome": {"outcome": "cancelled"}}), None),
     }
 }
@@ -48,7 +61,7 @@ mod tests {
         let (outcome, chosen) = decide(PermissionPolicy::Allow, &options());
         assert_eq!(outcome["outcome"]["optionId"], "a-1");
         assert_eq!(chosen.unwrap()["kind"], "allow_always");
-        let only_once = json!([{"optionId": "x", "kind": "allow_once"}, {"optionId": "y", "kind": "reject_once"}]);
+        let only_once = json!([{"optionId": "x", "name": "Once", "kind": "allow_once"}, {"optionId": "y", "name": "No", "kind": "reject_once"}]);
         assert_eq!(
             decide(PermissionPolicy::Allow, &only_once).0["outcome"]["optionId"],
             "x"
