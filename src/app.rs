@@ -131,17 +131,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let _ = systemd::notify("STOPPING=1");
     cancel.cancel();
-    match tokio::time::timeout(config.shutdown_grace, &mut serving).await {
-        Ok(_) => tracing::info!("in-flight requests finished"),
-        Err(_) => {
-            tracing::warn!(
-                grace_s = config.shutdown_grace.as_secs(),
-                "in-flight requests still running after the grace period; closing them"
-            );
-            serving.abort();
+    // The HTTP drain and the agent's shutdown run together: a streamed turn ends (cancelled, committed) only
+    // once the agent has been told, and only then can its response finish.
+    let drain = async {
+        match tokio::time::timeout(config.shutdown_grace, &mut serving).await {
+            Ok(_) => tracing::info!("in-flight requests finished"),
+            Err(_) => {
+                tracing::warn!(
+                    grace_s = config.shutdown_grace.as_secs(),
+                    "in-flight requests still running after the grace period; closing them"
+                );
+                serving.abort();
+            }
         }
-    }
-    agent.shutdown(config.shutdown_grace).await;
+    };
+    tokio::join!(drain, agent.shutdown(config.shutdown_grace));
     supervisor.shutdown().await;
     tracker.close();
     tracker.wait().await;

@@ -6,6 +6,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
@@ -41,7 +43,23 @@ pub struct RepoSummary {
 pub struct AppHistory {
     repo: Option<Arc<Repo>>,
     gate: Arc<Mutex<()>>,
+    /// Whether the gate's holder is a turn (rather than a short history operation).
+    turn_active: Arc<AtomicBool>,
+    /// The last `repo` summary, for when the repository is busy.
+    last_summary: Arc<std::sync::Mutex<Option<RepoSummary>>>,
     events: EventBus,
+}
+
+/// Held by a turn from its start until its commit is written.
+pub struct TurnGate {
+    _guard: OwnedMutexGuard<()>,
+    active: Arc<AtomicBool>,
+}
+
+impl Drop for TurnGate {
+    fn drop(&mut self) {
+        self.active.store(false, Ordering::Release);
+    }
 }
 
 impl AppHistory {
@@ -71,13 +89,20 @@ impl AppHistory {
         Self {
             repo,
             gate: Arc::new(Mutex::new(())),
+            turn_active: Arc::new(AtomicBool::new(false)),
+            last_summary: Arc::new(std::sync::Mutex::new(None)),
             events,
         }
     }
 
     /// Waits for the gate; a turn holds it until its commit is written.
-    pub async fn enter_turn(&self) -> OwnedMutexGuard<()> {
-        self.gate.clone().lock_owned().await
+    pub async fn enter_turn(&self) -> TurnGate {
+        let guard = self.gate.clone().lock_owned().await;
+        self.turn_active.store(true, Ordering::Release);
+        TurnGate {
+            _guard: guard,
+            active: self.turn_active.clone(),
+        }
     }
 
     /// Commits whatever the turn changed (the caller holds the gate). Errors are logged: a failed commit
@@ -101,11 +126,17 @@ impl AppHistory {
         self.run(move |repo| repo.history(limit)).await
     }
 
+    /// HEAD and dirtiness, answered within 250 ms: while git is busy, the last known summary.
     pub async fn summary(&self) -> Option<RepoSummary> {
         let repo = self.repo.clone()?;
-        match tokio::task::spawn_blocking(move || repo.head()).await {
-            Ok(Ok((head, dirty))) => Some(RepoSummary { head, dirty }),
-            _ => None,
+        let lookup = tokio::task::spawn_blocking(move || repo.head());
+        match tokio::time::timeout(Duration::from_millis(250), lookup).await {
+            Ok(Ok(Ok((head, dirty)))) => {
+                let summary = RepoSummary { head, dirty };
+                *self.last_summary.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.clone());
+                Some(summary)
+            }
+            _ => self.last_summary.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
@@ -138,11 +169,12 @@ impl AppHistory {
         work: impl FnOnce(&Repo) -> Result<T, RepoError> + Send + 'static,
     ) -> Result<T, HistoryError> {
         let repo = self.repo.clone().ok_or(HistoryError::Unavailable)?;
-        let _gate = self
-            .gate
-            .clone()
-            .try_lock_owned()
-            .map_err(|_| HistoryError::TurnInProgress)?;
+        // A turn holds the gate for minutes: refuse. Another history operation holds it for milliseconds: wait.
+        let _gate = match self.gate.clone().try_lock_owned() {
+            Ok(gate) => gate,
+            Err(_) if self.turn_active.load(Ordering::Acquire) => return Err(HistoryError::TurnInProgress),
+            Err(_) => self.gate.clone().lock_owned().await,
+        };
         let result = tokio::task::spawn_blocking(move || work(&repo))
             .await
             .map_err(|source| HistoryError::Task { source })?;

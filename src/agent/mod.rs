@@ -111,6 +111,8 @@ struct Registry {
     current_turn: Option<(TurnInfo, Connection)>,
     /// Whether the process of `generation` is running.
     live: bool,
+    /// Whether an agent process was ever started (later starts count as restarts).
+    started_once: bool,
     auth_mode: Option<&'static str>,
     status: Option<ComponentStatus>,
 }
@@ -197,7 +199,7 @@ impl Agent {
         }
     }
 
-    fn record_exit(&self, restarted: bool, exit: Option<std::process::ExitStatus>) {
+    fn record_exit(&self, exit: Option<std::process::ExitStatus>) {
         use std::os::unix::process::ExitStatusExt;
         let mut registry = self.registry();
         if let Some(status) = registry.status.as_mut() {
@@ -206,9 +208,6 @@ impl Agent {
                 signal: exit.and_then(|e| e.signal()),
                 at_ms: now_ms(),
             });
-            if restarted {
-                status.restarts += 1;
-            }
         }
     }
 
@@ -221,8 +220,11 @@ impl Agent {
             registry.live = false;
         }
         if let Some(old) = lifecycle.take() {
+            let was_running = old.is_alive();
             let exit = old.stop(self.shared.config.stop_grace).await;
-            self.record_exit(true, exit);
+            if was_running {
+                self.record_exit(exit);
+            }
         }
     }
 
@@ -296,7 +298,7 @@ impl Agent {
             if lifecycle.as_ref().is_some_and(AgentProcess::is_alive) && self.turn_running() {
                 return Err(AgentError::TurnInProgress);
             }
-            let restarted = lifecycle.is_some();
+            let restarted = self.registry().started_once;
             if let Some(old) = lifecycle.as_ref() {
                 tracing::info!(
                     pid = old.pid,
@@ -360,6 +362,11 @@ impl Agent {
         generation: u64,
         restarted: bool,
     ) -> Result<AgentProcess, AgentError> {
+        if restarted {
+            if let Some(status) = self.registry().status.as_mut() {
+                status.restarts += 1;
+            }
+        }
         self.set_state(State::Starting, None, None);
         let config = &self.shared.config;
         let process = AgentProcess::spawn(config, mode, generation, &self.shared.logs).map_err(|source| {
@@ -384,7 +391,11 @@ impl Agent {
             return Err(error);
         }
         tracing::info!(pid = process.pid, auth = process.mode.name(), restarted, "agent ready");
-        self.registry().live = true;
+        {
+            let mut registry = self.registry();
+            registry.live = true;
+            registry.started_once = true;
+        }
         self.set_state(State::Ready, Some(process.pid), None);
         self.watch_exit(&process);
         Ok(process)
@@ -401,7 +412,7 @@ impl Agent {
             if current == generation && !agent.shutting_down() {
                 agent.registry().live = false;
                 let exit = *status.lock().unwrap_or_else(|e| e.into_inner());
-                agent.record_exit(false, exit);
+                agent.record_exit(exit);
                 agent.set_state(
                     State::Failed,
                     None,
@@ -467,7 +478,13 @@ impl Agent {
             registry.current_turn = Some((info.clone(), connection.clone()));
         }
         // Turns and history moves never interleave: the turn holds the gate until its commit is written.
+        // If this request is dropped while waiting (the client went away), the registration is undone.
+        let registration = Registration {
+            agent: self,
+            armed: true,
+        };
         let gate = self.shared.history.enter_turn().await;
+        registration.disarm();
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
         let turn = Turn {
             gate,
@@ -562,6 +579,26 @@ impl Agent {
         }
         drop(lifecycle);
         let _ = tokio::time::timeout(grace, self.shared.turns.wait()).await;
+    }
+}
+
+/// Undoes a turn's registration unless the turn was actually started.
+struct Registration<'a> {
+    agent: &'a Agent,
+    armed: bool,
+}
+
+impl Registration<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.agent.registry().current_turn = None;
+        }
     }
 }
 

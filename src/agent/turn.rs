@@ -36,7 +36,7 @@ pub type Receiver = mpsc::UnboundedReceiver<TurnEvent>;
 
 pub struct Turn {
     /// Held until the turn's commit is written (see [`crate::history`]).
-    pub gate: tokio::sync::OwnedMutexGuard<()>,
+    pub gate: crate::history::TurnGate,
     pub agent: Agent,
     pub connection: Connection,
     pub info: TurnInfo,

@@ -89,7 +89,7 @@ pub async fn logs(
 /// Restart one component; what depends on it (chromium on xvfb) restarts after it. For `agent`: stop it (a hung
 /// turn ends and is committed; its sessions are gone) — the next `POST /session` starts a fresh one.
 #[utoipa::path(post, path = "/components/{name}/restart", tag = "components", security(("bearer" = [])),
-    params(("name" = String, Path, description = "`xvfb`, `chromium` or `vite`")),
+    params(("name" = String, Path, description = "`xvfb`, `chromium`, `vite` or `agent`")),
     responses((status = 202, description = "Restart requested; follow it on `/health` or `/events`"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Unknown component", body = ProblemBody, content_type = "application/problem+json"),

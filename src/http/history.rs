@@ -46,7 +46,7 @@ impl From<HistoryError> for Problem {
                 StatusCode::CONFLICT,
                 "turn-in-progress",
                 "Turn in progress",
-                "a turn is running on this app; history operations wait for its `done`",
+                "a turn is running on this app; retry after its `done`",
             ),
             HistoryError::Repo(RepoError::NothingToUndo) => Problem::new(
                 StatusCode::CONFLICT,
@@ -90,13 +90,17 @@ impl From<HistoryError> for Problem {
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "A turn is running", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, or no repository", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn list(State(state): State<AppState>, Query(query): Query<HistoryQuery>) -> Result<Json<History>, Problem> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<impl axum::response::IntoResponse, Problem> {
     let limit = match query.limit.as_deref().map(str::parse::<usize>) {
         None => DEFAULT_LIMIT,
         Some(Ok(n)) if n > 0 => n.min(MAX_LIMIT),
         Some(_) => return Err(Problem::invalid_field("limit", "`limit` must be a positive integer")),
     };
-    Ok(Json(state.history.history(limit).await?))
+    let history = state.history.history(limit).await?;
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(history)))
 }
 
 /// Move the app (branch and working tree) to HEAD's parent; uncommitted changes are snapshotted first.

@@ -78,7 +78,7 @@ pub struct TurnAccepted {
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "A turn runs and the agent would have to restart", body = ProblemBody, content_type = "application/problem+json"),
               (status = 502, description = "The agent failed the handshake", body = ProblemBody, content_type = "application/problem+json"),
-              (status = 503, description = "Not provisioned, or the agent cannot start", body = ProblemBody, content_type = "application/problem+json")))]
+              (status = 503, description = "Not provisioned, the agent cannot start, or the daemon is shutting down", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SessionBody>,
@@ -101,7 +101,8 @@ pub async fn create(
 /// Run one prompt turn. Streams `update`, `permission`, then exactly one `done` or `error` (Server-Sent Events).
 #[utoipa::path(post, path = "/session/{id}/prompt", tag = "agent", security(("bearer" = [])), request_body = PromptBody,
     params(("id" = String, Path, description = "The session id"), PromptQuery),
-    responses((status = 200, description = "The turn, as `text/event-stream`", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "The turn, as `text/event-stream`", content_type = "text/event-stream", body = String,
+               headers(("x-turn-id" = String, description = "The turn's id (as in `turn.*` events and /status)"))),
               (status = 202, description = "With `?wait=false`: the turn runs; follow it on `/events`", body = TurnAccepted),
               (status = 400, body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
@@ -154,6 +155,7 @@ pub async fn prompt(
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Unknown session", body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "No turn is running in this session", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 410, description = "The session's agent process is gone", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, Problem> {
     state.agent.cancel(&id)?;

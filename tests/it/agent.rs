@@ -260,6 +260,11 @@ async fn api_key_mode_then_oauth_mode_restarts_the_agent_and_the_old_session_is_
         ["starting", "ready", "starting", "ready"],
         "a planned restart is not a failure"
     );
+    assert_eq!(
+        bridge.agent_state().await["restarts"],
+        1,
+        "one new process after the first"
+    );
     let old = bridge.prompt(&first, "hello").await;
     assert_eq!(old.status(), 410);
     let body: Value = old.json().await.unwrap();
@@ -519,6 +524,12 @@ async fn an_agent_crash_mid_turn_is_an_error_event_and_the_next_session_respawns
     assert_eq!(gone.status(), 410);
     let fresh = bridge.api_key_session().await;
     assert_eq!(bridge.starts().len(), 2, "respawned");
+    let agent = bridge.agent_state().await;
+    assert_eq!(
+        (agent["restarts"].as_u64(), agent["lastExit"]["code"].as_i64()),
+        (Some(1), Some(1)),
+        "{agent}"
+    );
     let events = bridge.turn(&fresh, "hello").await;
     assert_eq!(events.last().unwrap().event, "done");
 }
