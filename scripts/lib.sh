@@ -26,7 +26,7 @@ ensure_build_tools() {
 
 # What the supervised components need: Xvfb, Chromium, fonts, Node.js >= 20.19 for Vite 8.
 ensure_runtime() {
-  apt_install xvfb chromium fonts-liberation x11-utils
+  apt_install xvfb chromium fonts-liberation x11-utils systemd
   if ! command -v node >/dev/null 2>&1; then
     apt_install nodejs npm
   fi

@@ -435,3 +435,6 @@ pub fn app_copy(root: &Path) -> PathBuf {
     }
     app
 }
+
+/// Chromium is heavy on 2 cores: every test that runs it takes its turn.
+pub static BROWSER: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);

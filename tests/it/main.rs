@@ -2,6 +2,7 @@
 
 mod helper;
 mod history;
+mod image;
 
 mod agent;
 mod api;

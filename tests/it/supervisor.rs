@@ -5,12 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
-use crate::helper::{Daemon, Options, app_copy, free_display, free_port, wait_for};
-
-/// Chromium is heavy on 2 cores: the tests that run it take turns.
-static BROWSER: Semaphore = Semaphore::const_new(1);
+use crate::helper::{BROWSER, Daemon, Options, app_copy, free_display, free_port, wait_for};
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -168,7 +164,10 @@ async fn screenshot_is_a_real_png_of_the_app() {
     // The first paint can lag readiness; the app's gradient is what we are waiting to see.
     let (width, height, center) = wait_for("a screenshot showing the app", Duration::from_secs(20), || async {
         let response = stack.daemon.get("/preview/screenshot").await;
-        assert_eq!(response.status(), 200);
+        // While Vite comes up Chromium may be reloading its page: a failed capture is retried until the deadline.
+        if response.status() != 200 {
+            return None;
+        }
         assert_eq!(response.headers()["content-type"], "image/png");
         let bytes = response.bytes().await.unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()));
