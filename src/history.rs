@@ -78,7 +78,7 @@ impl AppHistory {
         let repo = match opened {
             Ok(Ok(repo)) => Some(Arc::new(repo)),
             Ok(Err(error)) => {
-                tracing::error!(dir = %dir.display(), error = %error_chain(&error), "app history unavailable");
+                tracing::error!(dir = %dir.display(), error = %crate::error_chain(&error), "app history unavailable");
                 None
             }
             Err(error) => {
@@ -112,7 +112,7 @@ impl AppHistory {
         match tokio::task::spawn_blocking(move || repo.commit_all(&message)).await {
             Ok(Ok(commit)) => commit,
             Ok(Err(error)) => {
-                tracing::error!(error = %error_chain(&error), "turn commit failed; the changes stay in the working tree");
+                tracing::error!(error = %crate::error_chain(&error), "turn commit failed; the changes stay in the working tree");
                 None
             }
             Err(error) => {
@@ -180,15 +180,4 @@ impl AppHistory {
             .map_err(|source| HistoryError::Task { source })?;
         Ok(result?)
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -30,3 +30,15 @@ pub mod repo;
 pub mod secret;
 pub mod supervisor;
 pub mod systemd;
+
+/// An error and its sources, joined with `: ` — for log lines (never for responses).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

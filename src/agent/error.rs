@@ -59,7 +59,7 @@ impl From<AgentError> for Problem {
             ),
             AgentError::NoTurn { .. } => Problem::new(StatusCode::CONFLICT, "no-turn", "No turn running", detail),
             AgentError::Spawn { .. } => {
-                tracing::error!(error = %error_chain(&error), "agent spawn failed");
+                tracing::error!(error = %crate::error_chain(&error), "agent spawn failed");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "agent-unavailable",
@@ -82,15 +82,4 @@ impl From<AgentError> for Problem {
             ),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -5,16 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helper::{Daemon, EventStream, Options, SseEvent, cli_document, wait_for};
+use crate::helper::{Daemon, EventStream, Options, SseEvent, cli_document, fake_agent, wait_for};
 
 const TURN: Duration = Duration::from_secs(20);
-
-fn fake_agent() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples/fake_acp_agent");
-    assert!(path.is_file(), "{} is built by `cargo test`", path.display());
-    path
-}
 
 struct Bridge {
     daemon: Daemon,

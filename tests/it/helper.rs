@@ -438,3 +438,15 @@ pub fn app_copy(root: &Path) -> PathBuf {
 
 /// Chromium is heavy on 2 cores: every test that runs it takes its turn.
 pub static BROWSER: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// The fake ACP agent (`examples/fake_acp_agent.rs`), built by `cargo test`.
+pub fn fake_agent() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("examples/fake_acp_agent");
+    assert!(
+        path.is_file(),
+        "{} is built by `cargo test` (or `cargo build --example fake_acp_agent`)",
+        path.display()
+    );
+    path
+}

@@ -6,14 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helper::{Daemon, EventStream, Options, SseEvent};
+use crate::helper::{Daemon, EventStream, Options, SseEvent, fake_agent};
 
 const TURN: Duration = Duration::from_secs(20);
-
-fn fake_agent() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples/fake_acp_agent")
-}
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
