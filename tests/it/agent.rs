@@ -504,13 +504,7 @@ async fn an_agent_crash_mid_turn_is_an_error_event_and_the_next_session_respawns
         bridge.daemon.get("/status").await.json::<Value>().await.unwrap()["agent"]["sessions"],
         json!([])
     );
-    let health = bridge
-        .daemon
-        .client
-        .get(bridge.daemon.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let health = bridge.daemon.get_public("/health").await;
     assert_eq!(health.status(), 503, "a crashed agent shows on /health");
 
     let gone = bridge.prompt(&session, "hello").await;
@@ -558,16 +552,7 @@ async fn an_acp_error_response_becomes_an_error_event_naming_it() {
 #[tokio::test]
 async fn agent_states_go_idle_starting_ready_busy_and_idle_never_degrades_health() {
     let bridge = start_bridge(&[]).await;
-    let health: Value = bridge
-        .daemon
-        .client
-        .get(bridge.daemon.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = bridge.daemon.get_public("/health").await.json().await.unwrap();
     assert_eq!(health["components"]["agent"]["state"], "idle");
     assert_eq!(health["status"], "ok");
     let mut events = bridge.daemon.events(None).await;

@@ -3,7 +3,7 @@ use serde_json::Value;
 use crate::helper::{Auth, Daemon, Options};
 
 async fn openapi(daemon: &Daemon) -> Value {
-    let response = daemon.client.get(daemon.url("/openapi.json")).send().await.unwrap();
+    let response = daemon.get_public("/openapi.json").await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -79,7 +79,7 @@ async fn health_shape_and_cache_control() {
         ..Options::default()
     })
     .await;
-    let response = daemon.client.get(daemon.url("/health")).send().await.unwrap();
+    let response = daemon.get_public("/health").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();

@@ -107,10 +107,7 @@ async fn without_a_token_file_protected_endpoints_are_503_not_provisioned() {
         assert_eq!(content_type, "application/problem+json");
         assert!(body["type"].as_str().unwrap().ends_with("/not-provisioned"), "{body}");
     }
-    assert_eq!(
-        daemon.client.get(daemon.url("/health")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(daemon.get_public("/health").await.status(), 200);
 }
 
 #[tokio::test]

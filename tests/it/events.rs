@@ -98,15 +98,7 @@ async fn removing_the_file_or_blanking_its_tokens_is_credentials_cleared() {
     );
     let cleared = events.next_named("credentials.cleared", WAIT).await;
     assert_eq!(cleared.data["reason"], "tokens-empty");
-    let health: serde_json::Value = daemon
-        .client
-        .get(daemon.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: serde_json::Value = daemon.get_public("/health").await.json().await.unwrap();
     assert_eq!(health["credentials"], json!({"present": false, "expiresAt": null}));
 
     rewrite_in_place(

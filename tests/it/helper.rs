@@ -165,6 +165,11 @@ impl Daemon {
         format!("{}{path}", self.base)
     }
 
+    /// A GET without the bearer token (for the public endpoints).
+    pub async fn get_public(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

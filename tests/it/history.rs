@@ -109,16 +109,7 @@ async fn first_start_initialises_the_app_as_a_repository_on_main() {
     assert_eq!(history["dirty"], false);
     assert_eq!(history["commits"].as_array().unwrap().len(), 1);
     assert_eq!(history["redo"], json!([]));
-    let health: Value = app
-        .daemon
-        .client
-        .get(app.daemon.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.daemon.get_public("/health").await.json().await.unwrap();
     assert_eq!(health["repo"]["head"], history["head"]);
 }
 

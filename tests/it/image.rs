@@ -607,15 +607,7 @@ async fn template_ready_with_the_units_settings_then_provisioned_and_a_screensho
         show(&output),
         daemon.logs()
     );
-    let health: Value = daemon
-        .client
-        .get(daemon.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = daemon.get_public("/health").await.json().await.unwrap();
     for name in ["xvfb", "chromium", "vite"] {
         assert_eq!(health["components"][name]["state"], "ready", "{health}");
     }

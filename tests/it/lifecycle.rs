@@ -37,10 +37,7 @@ async fn two_daemons_run_side_by_side_on_port_zero() {
     let (a, b) = tokio::join!(Daemon::start(), Daemon::start());
     assert_ne!(a.base, b.base);
     for daemon in [&a, &b] {
-        assert_eq!(
-            daemon.client.get(daemon.url("/health")).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(daemon.get_public("/health").await.status(), 200);
     }
 }
 

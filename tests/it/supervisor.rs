@@ -241,17 +241,7 @@ async fn sigkill_to_xvfb_brings_back_xvfb_and_then_chromium() {
     assert_eq!(ready_order, ["xvfb", "chromium"]);
     assert_eq!(component(&stack.daemon, "xvfb").await["restarts"], 1);
     assert_eq!(component(&stack.daemon, "chromium").await["restarts"], 1);
-    assert_eq!(
-        stack
-            .daemon
-            .client
-            .get(stack.daemon.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(stack.daemon.get_public("/health").await.status(), 200);
 }
 
 #[tokio::test]
@@ -281,17 +271,7 @@ async fn a_vite_that_exits_at_once_backs_off_instead_of_busy_looping() {
     .await;
     let restarts = component(&stack.daemon, "vite").await["restarts"].as_u64().unwrap();
     assert!((1..=5).contains(&restarts), "restarts {restarts}");
-    assert_eq!(
-        stack
-            .daemon
-            .client
-            .get(stack.daemon.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(stack.daemon.get_public("/health").await.status(), 503);
 }
 
 #[tokio::test]
@@ -332,16 +312,7 @@ async fn vite_without_node_modules_fails_with_a_clear_reason_and_does_not_loop()
     let later = component(&stack.daemon, "vite").await;
     assert_eq!(later["state"], "failed");
     assert_eq!(later["restarts"], 0);
-    let health: Value = stack
-        .daemon
-        .client
-        .get(stack.daemon.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = stack.daemon.get_public("/health").await.json().await.unwrap();
     assert_eq!(health["status"], "degraded");
 }
 
@@ -521,16 +492,7 @@ async fn sigterm_stops_every_component_and_leaves_no_process_behind() {
 #[tokio::test]
 async fn disabled_components_report_disabled_and_do_not_hold_health_back() {
     let stack = stack(&["--no-xvfb", "--no-chromium", "--no-vite"], false).await;
-    let health: Value = stack
-        .daemon
-        .client
-        .get(stack.daemon.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = stack.daemon.get_public("/health").await.json().await.unwrap();
     for name in ["xvfb", "chromium", "vite"] {
         assert_eq!(health["components"][name]["state"], "disabled");
     }
