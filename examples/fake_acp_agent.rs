@@ -12,6 +12,7 @@
 //! | `slow`            | `write:` files, chunk "tick <i>" every 100 ms until `session/cancel` → `cancelled`   |
 //! | `autherror`       | JSON-RPC error -32000 "Authentication required"                                      |
 //! | `flood <N>`       | N chunks "x" as fast as possible, then `end_turn`                                    |
+//! | `paced <N> <rate>` | N chunks `t=<unix ns>` at `rate` per second, then `end_turn`                        |
 //! | `sleep <ms>`      | waits, then `end_turn` (ignores `session/cancel`)                                    |
 //!
 //! A token `write:<path>=<content>` anywhere in the text (content runs to the next whitespace) writes that
@@ -443,6 +444,26 @@ fn run_prompt(agent: &Agent, id: &Value, session: &str, text: &str, cancel: &Can
                 if res.is_err() {
                     std::process::exit(0);
                 }
+            }
+            end_turn(agent, id);
+        }
+        "paced" => {
+            // `paced <N> <per second>`: N chunks at a steady rate, each stamped with the wall-clock time it was
+            // written (`t=<unix nanoseconds>`), so a client can measure the latency the bridge adds.
+            let n: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+            let rate: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(1000).max(1);
+            let interval = Duration::from_nanos(1_000_000_000 / rate);
+            let start = Instant::now();
+            for i in 0..n {
+                let due = start + interval * i as u32;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    thread::sleep(wait);
+                }
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                agent.chunk(session, &format!("t={nanos}"));
             }
             end_turn(agent, id);
         }

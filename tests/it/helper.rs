@@ -47,6 +47,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// Run the supervised components (off by default: most tests are about the core).
     pub supervise: bool,
+    /// `--log-level` (debug by default; the benchmarks run at info, as in production).
+    pub log_level: &'static str,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             env: Vec::new(),
             args: Vec::new(),
             supervise: false,
+            log_level: "debug",
         }
     }
 }
@@ -92,7 +95,7 @@ impl Daemon {
                 "--log-format",
                 "json",
                 "--log-level",
-                "debug",
+                options.log_level,
             ])
             .arg("--claude-config-dir")
             .arg(&config_dir)
