@@ -10,8 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
-/// How many past events a reconnecting client can replay.
+/// How many past events a reconnecting client can replay…
 pub const RING_CAPACITY: usize = 2048;
+/// …as long as their data stays under this many bytes (agent updates can be large).
+pub const RING_BYTES: usize = 4 << 20;
 /// How far a live subscriber may fall behind before it is cut off (it can resume with `Last-Event-ID`).
 const SUBSCRIBER_BUFFER: usize = 1024;
 
@@ -32,6 +34,8 @@ pub struct EventBus {
 struct Ring {
     next_id: u64,
     events: VecDeque<Arc<Event>>,
+    /// Sum of the `data` lengths in `events`.
+    bytes: usize,
 }
 
 /// What a new subscriber gets: the events it missed, then the live ones.
@@ -63,6 +67,7 @@ impl EventBus {
         let ring = Ring {
             next_id: first_id,
             events: VecDeque::with_capacity(RING_CAPACITY),
+            bytes: 0,
         };
         Self {
             inner: Arc::new(Mutex::new(ring)),
@@ -83,11 +88,14 @@ impl EventBus {
         let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let id = ring.next_id;
         ring.next_id += 1;
+        ring.bytes += data.len();
         let event = Arc::new(Event { id, kind, data });
-        if ring.events.len() == RING_CAPACITY {
-            ring.events.pop_front();
-        }
         ring.events.push_back(event.clone());
+        while ring.events.len() > RING_CAPACITY || (ring.bytes > RING_BYTES && ring.events.len() > 1) {
+            if let Some(old) = ring.events.pop_front() {
+                ring.bytes -= old.data.len();
+            }
+        }
         // Sent under the lock so that a concurrent `subscribe` sees each event exactly once.
         let _ = self.sender.send(event);
         id
@@ -167,6 +175,25 @@ mod tests {
         assert!(sub.gap);
         assert_eq!(sub.replay.len(), RING_CAPACITY);
         assert_eq!(sub.replay[0].id, 11);
+    }
+
+    #[test]
+    fn the_ring_keeps_its_data_under_the_byte_budget() {
+        let bus = EventBus::starting_at(1);
+        let big = "x".repeat(RING_BYTES / 8);
+        for _ in 0..20 {
+            bus.publish("e", json!({ "big": big }));
+        }
+        let sub = bus.subscribe(Some(0));
+        let kept: usize = sub.replay.iter().map(|e| e.data.len()).sum();
+        assert!(kept <= RING_BYTES, "{kept} bytes kept");
+        assert!(
+            sub.replay.len() >= 7,
+            "only the oldest are dropped: {} kept",
+            sub.replay.len()
+        );
+        assert_eq!(sub.replay.last().unwrap().id, 20);
+        assert!(sub.gap);
     }
 
     #[test]

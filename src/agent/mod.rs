@@ -485,7 +485,7 @@ impl Agent {
         };
         let gate = self.shared.history.enter_turn().await;
         registration.disarm();
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
+        let (sender, receiver) = tokio::sync::mpsc::channel::<TurnEvent>(turn::CLIENT_BUFFER);
         let turn = Turn {
             gate,
             agent: self.clone(),
@@ -493,7 +493,7 @@ impl Agent {
             info: info.clone(),
             prompt,
             policy: self.shared.config.permission_policy,
-            stream: sender,
+            stream: Some(sender),
         };
         let pid = self.registry().status.as_ref().and_then(|s| s.pid);
         self.set_state(State::Busy, pid, None);

@@ -43,8 +43,12 @@ pub enum Inbound {
     Closed,
 }
 
-/// Where inbound messages for the running turn go.
-pub type Route = Arc<Mutex<Option<mpsc::UnboundedSender<Inbound>>>>;
+/// Where inbound messages for the running turn go. Bounded: when the turn falls behind, the reader stops
+/// reading and the agent waits on its full pipe, so a flood of updates costs bounded memory.
+pub type Route = Arc<Mutex<Option<mpsc::Sender<Inbound>>>>;
+
+/// Capacity of a turn's inbound channel.
+pub const ROUTE_BUFFER: usize = 256;
 
 #[derive(Clone)]
 pub struct Connection {
@@ -114,7 +118,7 @@ impl Connection {
     }
 
     /// Sends this turn's inbound messages to `sink` until [`Connection::clear_route`].
-    pub fn route_to(&self, sink: mpsc::UnboundedSender<Inbound>) {
+    pub fn route_to(&self, sink: mpsc::Sender<Inbound>) {
         *self.inner.route.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
@@ -169,68 +173,64 @@ async fn read_loop(stdout: ChildStdout, inner: Arc<Inner>) {
             }
             continue;
         }
-        dispatch(&inner, &line);
+        if let Some((sink, inbound)) = dispatch(&inner, &line) {
+            // Waits while the turn is behind; fails only once the turn stopped listening.
+            let _ = sink.send(inbound).await;
+        }
     }
     inner.alive.store(false, Ordering::Release);
     inner.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    if let Some(route) = inner.route.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        let _ = route.send(Inbound::Closed);
+    let route = inner.route.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(route) = route {
+        let _ = route.send(Inbound::Closed).await;
     }
     tracing::debug!("agent stdout closed");
 }
 
-/// Routes one line from the agent.
-fn dispatch(inner: &Inner, line: &[u8]) {
+/// One line from the agent, classified (see [`decode_line`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A blank line.
+    Empty,
+    /// Not JSON, or JSON that is not an object; `bytes` is the trimmed line's length.
+    NotObject { bytes: usize },
+    /// A request from the agent (it has a `method` and an `id`); `params` is null when absent.
+    Request { id: Value, method: String, params: Value },
+    /// A `session/update` notification: its params, null when absent.
+    Update(Value),
+    /// Any other notification.
+    Notification { method: String },
+    /// A response to one of our requests: its `error` if it has one, else its `result` (null when absent).
+    Response { id: u64, outcome: Result<Value, RpcError> },
+    /// A response whose id is not a non-negative integer (ours always are).
+    BadResponseId,
+    /// A JSON object that is neither a request, a notification nor a response.
+    NotJsonRpc,
+}
+
+/// Classifies one line from the agent. Pure: the reader task of a [`Connection`] routes what it returns.
+pub fn decode_line(line: &[u8]) -> Decoded {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() {
-        return;
+        return Decoded::Empty;
     }
     let Ok(Value::Object(mut message)) = serde_json::from_slice::<Value>(trimmed) else {
-        // Never log the content: it may carry anything the agent saw.
-        tracing::warn!(
-            bytes = trimmed.len(),
-            "agent wrote a line that is not a JSON object; ignored"
-        );
-        return;
+        return Decoded::NotObject { bytes: trimmed.len() };
     };
     let method = message.remove("method");
     let id = message.remove("id");
     match (method, id) {
         (Some(Value::String(method)), id) => {
             let params = message.remove("params").unwrap_or(Value::Null);
-            let inbound = match id {
-                Some(id) => Inbound::Request { id, method, params },
-                None if method == "session/update" => Inbound::Update(params),
-                None => {
-                    tracing::debug!(%method, "agent notification ignored");
-                    return;
-                }
-            };
-            let route = inner.route.lock().unwrap_or_else(|e| e.into_inner());
-            match (route.as_ref(), inbound) {
-                (Some(sink), inbound) => {
-                    let _ = sink.send(inbound);
-                }
-                (None, Inbound::Request { id, method, .. }) => {
-                    drop(route);
-                    tracing::warn!(%method, "agent request outside a turn; answered with an error");
-                    let reply =
-                        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no turn is running"}});
-                    let mut bytes = reply.to_string().into_bytes();
-                    bytes.push(b'\n');
-                    let _ = inner.outgoing.send(bytes);
-                }
-                (None, _) => {}
+            match id {
+                Some(id) => Decoded::Request { id, method, params },
+                None if method == "session/update" => Decoded::Update(params),
+                None => Decoded::Notification { method },
             }
         }
         (None, Some(id)) => {
-            let Some(key) = id.as_u64() else {
-                tracing::warn!("agent response with a non-numeric id; ignored");
-                return;
-            };
-            let Some(waiter) = inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&key) else {
-                tracing::warn!(id = key, "agent response to an unknown request id; ignored");
-                return;
+            let Some(id) = id.as_u64() else {
+                return Decoded::BadResponseId;
             };
             let outcome = match message.remove("error") {
                 Some(error) => Err(RpcError {
@@ -239,8 +239,123 @@ fn dispatch(inner: &Inner, line: &[u8]) {
                 }),
                 None => Ok(message.remove("result").unwrap_or(Value::Null)),
             };
-            let _ = waiter.send(outcome);
+            Decoded::Response { id, outcome }
         }
-        _ => tracing::warn!("agent wrote JSON that is not JSON-RPC; ignored"),
+        _ => Decoded::NotJsonRpc,
+    }
+}
+
+/// Handles one line from the agent; returns what is for the running turn, with where to send it.
+fn dispatch(inner: &Inner, line: &[u8]) -> Option<(mpsc::Sender<Inbound>, Inbound)> {
+    let inbound = match decode_line(line) {
+        Decoded::Empty => return None,
+        Decoded::NotObject { bytes } => {
+            // Never log the content: it may carry anything the agent saw.
+            tracing::warn!(bytes, "agent wrote a line that is not a JSON object; ignored");
+            return None;
+        }
+        Decoded::Request { id, method, params } => Inbound::Request { id, method, params },
+        Decoded::Update(params) => Inbound::Update(params),
+        Decoded::Notification { method } => {
+            tracing::debug!(%method, "agent notification ignored");
+            return None;
+        }
+        Decoded::Response { id, outcome } => {
+            let Some(waiter) = inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) else {
+                tracing::warn!(id, "agent response to an unknown request id; ignored");
+                return None;
+            };
+            let _ = waiter.send(outcome);
+            return None;
+        }
+        Decoded::BadResponseId => {
+            tracing::warn!("agent response with a non-numeric id; ignored");
+            return None;
+        }
+        Decoded::NotJsonRpc => {
+            tracing::warn!("agent wrote JSON that is not JSON-RPC; ignored");
+            return None;
+        }
+    };
+    let route = inner.route.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match (route, inbound) {
+        (Some(sink), inbound) => Some((sink, inbound)),
+        (None, Inbound::Request { id, method, .. }) => {
+            tracing::warn!(%method, "agent request outside a turn; answered with an error");
+            let reply = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no turn is running"}});
+            let mut bytes = reply.to_string().into_bytes();
+            bytes.push(b'\n');
+            let _ = inner.outgoing.send(bytes);
+            None
+        }
+        (None, _) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_line_tells_requests_updates_and_notifications_apart() {
+        assert_eq!(decode_line(b"  \r\n"), Decoded::Empty);
+        assert_eq!(
+            decode_line(br#"{"jsonrpc":"2.0","id":"p1","method":"session/request_permission","params":{"a":1}}"#),
+            Decoded::Request {
+                id: json!("p1"),
+                method: "session/request_permission".into(),
+                params: json!({"a": 1}),
+            }
+        );
+        assert_eq!(
+            decode_line(b"{\"jsonrpc\":\"2.0\",\"method\":\"session/update\",\"params\":{\"sessionId\":\"s\"}}\n"),
+            Decoded::Update(json!({"sessionId": "s"}))
+        );
+        assert_eq!(
+            decode_line(br#"{"jsonrpc":"2.0","method":"x/ping"}"#),
+            Decoded::Notification {
+                method: "x/ping".into()
+            }
+        );
+    }
+
+    #[test]
+    fn decode_line_reads_responses_and_rejects_what_is_not_json_rpc() {
+        assert_eq!(
+            decode_line(br#"{"jsonrpc":"2.0","id":3,"result":{"ok":true}}"#),
+            Decoded::Response {
+                id: 3,
+                outcome: Ok(json!({"ok": true}))
+            }
+        );
+        assert_eq!(
+            decode_line(br#"{"jsonrpc":"2.0","id":4,"error":{"code":-32602,"message":"bad params"}}"#),
+            Decoded::Response {
+                id: 4,
+                outcome: Err(RpcError {
+                    code: -32602,
+                    message: "bad params".into()
+                }),
+            }
+        );
+        assert_eq!(
+            decode_line(br#"{"id":4,"error":7}"#),
+            Decoded::Response {
+                id: 4,
+                outcome: Err(RpcError {
+                    code: 0,
+                    message: "unknown error".into()
+                }),
+            }
+        );
+        assert_eq!(decode_line(br#"{"id":-1,"result":null}"#), Decoded::BadResponseId);
+        assert_eq!(decode_line(br#"{"id":"7","result":null}"#), Decoded::BadResponseId);
+        assert_eq!(
+            decode_line(br#"{"jsonrpc":"2.0","method":5,"id":1}"#),
+            Decoded::NotJsonRpc
+        );
+        assert_eq!(decode_line(br#"{"result":1}"#), Decoded::NotJsonRpc);
+        assert_eq!(decode_line(b"[1,2]"), Decoded::NotObject { bytes: 5 });
+        assert_eq!(decode_line(b" {\"id\":1 \n"), Decoded::NotObject { bytes: 7 });
     }
 }

@@ -18,6 +18,11 @@ use crate::repo;
 const LATE_QUIET: Duration = Duration::from_millis(25);
 /// …but no longer than this.
 const LATE_MAX: Duration = Duration::from_millis(500);
+/// How many events may wait for the prompt's client. When it is full the turn waits for the client (and the
+/// agent for the turn): a flood of updates costs bounded memory.
+pub const CLIENT_BUFFER: usize = 256;
+/// A client that takes nothing for this long is cut off; the turn goes on (its events are on `/events`).
+const CLIENT_STALL: Duration = Duration::from_secs(10);
 
 /// What a streaming client receives, in order; the last one is `Done` or `Error`.
 #[derive(Debug, Clone)]
@@ -32,7 +37,7 @@ pub enum TurnEvent {
     Error(Value),
 }
 
-pub type Receiver = mpsc::UnboundedReceiver<TurnEvent>;
+pub type Receiver = mpsc::Receiver<TurnEvent>;
 
 pub struct Turn {
     /// Held until the turn's commit is written (see [`crate::history`]).
@@ -42,7 +47,33 @@ pub struct Turn {
     pub info: TurnInfo,
     pub prompt: Value,
     pub policy: PermissionPolicy,
-    pub stream: mpsc::UnboundedSender<TurnEvent>,
+    /// Taken by [`Turn::run`]: the stream closes when the turn drops it.
+    pub stream: Option<mpsc::Sender<TurnEvent>>,
+}
+
+/// The prompt's client, as the turn sees it: gone once it stops listening or falls too far behind.
+struct Client {
+    sender: Option<mpsc::Sender<TurnEvent>>,
+    turn_id: String,
+}
+
+impl Client {
+    async fn send(&mut self, event: TurnEvent) {
+        let Some(sender) = &self.sender else { return };
+        match tokio::time::timeout(CLIENT_STALL, sender.send(event)).await {
+            Ok(Ok(())) => {}
+            // It stopped listening: the turn goes on without it.
+            Ok(Err(_)) => self.sender = None,
+            Err(_) => {
+                tracing::warn!(
+                    turn = %self.turn_id,
+                    stalled_s = CLIENT_STALL.as_secs(),
+                    "the prompt's client stopped reading; its stream is closed, the turn goes on (follow it on /events)"
+                );
+                self.sender = None;
+            }
+        }
+    }
 }
 
 enum Ended {
@@ -52,13 +83,17 @@ enum Ended {
 }
 
 impl Turn {
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let ids = json!({"sessionId": self.info.session_id, "turnId": self.info.turn_id});
         self.agent.events().publish("turn.started", ids.clone());
         tracing::info!(session = %self.info.session_id, turn = %self.info.turn_id, "turn started");
         let rotations_before = self.agent.credentials().known().rotations;
+        let mut client = Client {
+            sender: self.stream.take(),
+            turn_id: self.info.turn_id.clone(),
+        };
 
-        let (sink, mut inbound) = mpsc::unbounded_channel();
+        let (sink, mut inbound) = mpsc::channel(super::rpc::ROUTE_BUFFER);
         self.connection.route_to(sink);
         let params = json!({"sessionId": self.info.session_id, "prompt": self.prompt});
         let request = self.connection.request("session/prompt", params);
@@ -70,7 +105,7 @@ impl Turn {
                 biased;
                 message = inbound.recv() => match message {
                     Some(Inbound::Closed) | None => crashed = true,
-                    Some(message) => self.handle(message),
+                    Some(message) => self.handle(message, &mut client).await,
                 },
                 result = &mut request => break match result {
                     Ok(response) => Ended::Response(response),
@@ -89,7 +124,7 @@ impl Turn {
                 let until = (Instant::now() + LATE_QUIET).min(deadline);
                 match tokio::time::timeout_at(until, inbound.recv()).await {
                     Ok(Some(Inbound::Closed)) | Ok(None) | Err(_) => break,
-                    Ok(Some(message)) => self.handle(message),
+                    Ok(Some(message)) => self.handle(message, &mut client).await,
                 }
             }
         }
@@ -124,7 +159,7 @@ impl Turn {
                 let done = json!({"stopReason": stop_reason, "commit": commit, "credentialsRotated": rotated});
                 tracing::info!(turn = %self.info.turn_id, stop_reason = %stop_reason, rotated, "turn finished");
                 self.publish("turn.finished", &ids, &done);
-                let _ = self.stream.send(TurnEvent::Done(done));
+                client.send(TurnEvent::Done(done)).await;
             }
             Ended::AgentError(error) => {
                 let problem = problem(
@@ -137,7 +172,7 @@ impl Turn {
                     ),
                 );
                 tracing::warn!(turn = %self.info.turn_id, code = error.code, message = %error.message, "turn failed");
-                self.fail(&ids, problem, commit);
+                self.fail(&ids, problem, commit, &mut client).await;
             }
             Ended::Crashed => {
                 let problem = problem(
@@ -147,15 +182,15 @@ impl Turn {
                     "the agent process exited during the turn",
                 );
                 tracing::warn!(turn = %self.info.turn_id, "agent crashed during the turn");
-                self.fail(&ids, problem, commit);
+                self.fail(&ids, problem, commit, &mut client).await;
             }
         }
         self.agent.finish_turn(crashed);
     }
 
-    fn fail(&self, ids: &Value, problem: Value, commit: Value) {
+    async fn fail(&self, ids: &Value, problem: Value, commit: Value, client: &mut Client) {
         self.publish("turn.failed", ids, &json!({"error": problem, "commit": commit}));
-        let _ = self.stream.send(TurnEvent::Error(problem));
+        client.send(TurnEvent::Error(problem)).await;
     }
 
     fn publish(&self, kind: &'static str, ids: &Value, payload: &Value) {
@@ -166,7 +201,7 @@ impl Turn {
         self.agent.events().publish(kind, data);
     }
 
-    fn handle(&self, message: Inbound) {
+    async fn handle(&self, message: Inbound, client: &mut Client) {
         match message {
             Inbound::Update(mut params) => {
                 if params["sessionId"] != self.info.session_id.as_str() {
@@ -177,7 +212,7 @@ impl Turn {
                     "turn.update",
                     json!({"sessionId": self.info.session_id, "turnId": self.info.turn_id, "update": update}),
                 );
-                let _ = self.stream.send(TurnEvent::Update(update));
+                client.send(TurnEvent::Update(update)).await;
             }
             Inbound::Request { id, method, params } if method == "session/request_permission" => {
                 let (outcome, chosen) = permission::decide(self.policy, &params["options"]);
@@ -194,7 +229,7 @@ impl Turn {
                     &json!({"sessionId": self.info.session_id, "turnId": self.info.turn_id}),
                     &event,
                 );
-                let _ = self.stream.send(TurnEvent::Permission(event));
+                client.send(TurnEvent::Permission(event)).await;
             }
             Inbound::Request { id, method, .. } => {
                 tracing::warn!(%method, "agent request not supported; answered with an error");

@@ -27,6 +27,8 @@ pub enum CredentialsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the write was not carried out (the daemon is stopping)")]
+    Lost,
     #[error("the credentials task did not finish")]
     Task {
         #[source]
@@ -35,6 +37,25 @@ pub enum CredentialsError {
 }
 
 impl CredentialsError {
+    /// The same error for another waiter of a shared write (I/O errors keep their kind and message).
+    pub fn replicate(&self) -> Self {
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::Unusable { reason } => Self::Unusable { reason: *reason },
+            Self::Invalid { error } => Self::Invalid { error: error.clone() },
+            Self::Stale { current_expires_at } => Self::Stale {
+                current_expires_at: *current_expires_at,
+            },
+            Self::Contended => Self::Contended,
+            Self::Io { op, path, source } => Self::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Self::Lost | Self::Task { .. } => Self::Lost,
+        }
+    }
+
     pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { op, path, source }
@@ -67,7 +88,9 @@ impl From<CredentialsError> for Problem {
                 "Credentials busy",
                 "the credentials file kept changing while it was being written; nothing was written, retry",
             ),
-            error @ (CredentialsError::Io { .. } | CredentialsError::Task { .. }) => Problem::internal("credentials", &error),
+            error @ (CredentialsError::Io { .. } | CredentialsError::Task { .. } | CredentialsError::Lost) => {
+                Problem::internal("credentials", &error)
+            }
         }
     }
 }

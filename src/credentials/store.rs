@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::document::{self, OAuthCredentials, Unusable, WriteRequest};
@@ -51,6 +52,8 @@ struct Inner {
     events: EventBus,
     hasher: RandomState,
     temp_counter: AtomicU64,
+    /// Writes waiting to be committed (see [`CredentialsStore::write`]).
+    queue: Mutex<Vec<Queued>>,
 }
 
 type Parsed = Result<(Map<String, Value>, OAuthCredentials), CredentialsError>;
@@ -67,6 +70,7 @@ impl CredentialsStore {
                 events,
                 hasher: RandomState::new(),
                 temp_counter: AtomicU64::new(0),
+                queue: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -94,16 +98,9 @@ impl CredentialsStore {
         let deadline = Instant::now() + TORN_READ_BUDGET;
         let mut delay = Duration::from_millis(1);
         loop {
-            let file = self.inner.file.clone();
-            let snapshot = match tokio::task::spawn_blocking(move || Snapshot::load(&file)).await {
-                Ok(snapshot) => snapshot,
-                Err(source) => {
-                    return Snapshot {
-                        bytes: None,
-                        parsed: Err(CredentialsError::Task { source }),
-                    };
-                }
-            };
+            // Read in place: the file is small (capped at `MAX_FILE_BYTES`) and local, so open + read + parse
+            // take microseconds — less than handing the work to the blocking pool and back.
+            let snapshot = Snapshot::load(&self.inner.file);
             match &snapshot.parsed {
                 Err(CredentialsError::Unusable { reason })
                     if reason.may_be_torn() && Instant::now() + delay < deadline =>
@@ -118,21 +115,42 @@ impl CredentialsStore {
 
     /// Writes credentials unless the file holds strictly newer ones (and `force` is not set).
     /// Returns the `expiresAt` written.
+    ///
+    /// Concurrent writes are committed together: the requests queued while one write is on its way to disk are
+    /// decided in arrival order, as if applied one after another, and the result goes to disk in one atomic write
+    /// (one fsync for all of them). Each is answered only once that write is durable. The work runs in its own
+    /// task, so a client that goes away mid-write never leaves a half-recorded write behind.
     pub async fn write(&self, request: WriteRequest) -> Result<u64, CredentialsError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Queued { request, reply });
+        let store = self.clone();
+        tokio::spawn(async move { store.commit_queued().await });
+        answer.await.unwrap_or(Err(CredentialsError::Lost))
+    }
+
+    /// Takes every queued write and commits them as one.
+    async fn commit_queued(&self) {
         let _serialized = self.inner.lock.lock().await;
+        let batch: Vec<Queued> = std::mem::take(&mut *self.inner.queue.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            // Nobody waits for these any more (the client went away before they were decided): drop them.
+            .filter(|queued| !queued.reply.is_closed())
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
         let mut attempts = 0;
-        loop {
+        let (decisions, written) = loop {
             attempts += 1;
             // Read the patient way: a torn read might hide newer tokens the CLI is writing right now.
             let Snapshot { bytes, parsed } = self.read_settled().await;
-            let keep = match parsed {
-                Ok((_, credentials)) if credentials.expires_at > request.credentials.expires_at && !request.force => {
-                    return Err(CredentialsError::Stale {
-                        current_expires_at: credentials.expires_at,
-                    });
-                }
-                Ok((top, _)) => Some(top),
-                Err(CredentialsError::NotFound) => None,
+            let (keep, current) = match parsed {
+                Ok((top, credentials)) => (Some(top), Some(credentials.expires_at)),
+                Err(CredentialsError::NotFound) => (None, None),
                 // An unusable file still has keys worth keeping if it is a JSON object, and if it still
                 // holds tokens with a later expiry, they are protected like any others.
                 Err(CredentialsError::Unusable { reason }) => {
@@ -141,48 +159,60 @@ impl CredentialsStore {
                         .as_ref()
                         .filter(|_| reason != Unusable::EmptyTokens)
                         .and_then(document::expires_at_of);
-                    if let Some(current) = current.filter(|c| *c > request.credentials.expires_at && !request.force) {
-                        return Err(CredentialsError::Stale {
-                            current_expires_at: current,
-                        });
-                    }
-                    top
+                    (top, current)
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    for queued in batch {
+                        let _ = queued.reply.send(Err(error.replicate()));
+                    }
+                    return;
+                }
             };
-            let document = document::merge_into(keep, &request);
+            let (decisions, document) = decide(&batch, keep, current);
+            let Some(document) = document else {
+                break (decisions, None);
+            };
             let inner = self.inner.clone();
             let outcome = tokio::task::spawn_blocking(move || inner.write_atomically(&document, bytes.as_deref()))
                 .await
-                .map_err(|source| CredentialsError::Task { source })??;
+                .map_err(|source| CredentialsError::Task { source })
+                .and_then(|outcome| outcome);
             match outcome {
-                Outcome::Written => break,
-                // The CLI rewrote the file between our read and our rename: decide again on what it wrote.
-                Outcome::ChangedUnderneath if attempts < 5 => continue,
-                Outcome::ChangedUnderneath => {
-                    return Err(CredentialsError::Contended);
+                Ok(Outcome::Written) => {
+                    let last = decisions.iter().rposition(Result::is_ok);
+                    break (decisions, last);
                 }
+                // The CLI rewrote the file between our read and our rename: decide again on what it wrote.
+                Ok(Outcome::ChangedUnderneath) if attempts < 5 => continue,
+                Ok(Outcome::ChangedUnderneath) => break (answer_all(decisions, &CredentialsError::Contended), None),
+                Err(error) => break (answer_all(decisions, &error), None),
             }
-        }
+        };
 
-        let credentials = request.credentials;
-        {
-            let mut known = self.inner.known.lock().unwrap_or_else(|e| e.into_inner());
-            known.present = true;
-            known.expires_at = Some(credentials.expires_at);
-            known.scopes = credentials.scopes.clone();
-            known.subscription_type = credentials.subscription_type.clone();
-            known.fingerprint = Some(self.inner.fingerprint(&credentials));
+        if let Some(last) = written {
+            let credentials = &batch[last].request.credentials;
+            {
+                let mut known = self.inner.known.lock().unwrap_or_else(|e| e.into_inner());
+                known.present = true;
+                known.expires_at = Some(credentials.expires_at);
+                known.scopes = credentials.scopes.clone();
+                known.subscription_type = credentials.subscription_type.clone();
+                known.fingerprint = Some(self.inner.fingerprint(credentials));
+            }
+            self.inner
+                .events
+                .publish("credentials.written", json!({ "expiresAt": credentials.expires_at }));
+            let applied = decisions.iter().filter(|d| d.is_ok()).count();
+            tracing::info!(
+                expires_at = credentials.expires_at,
+                forced = batch[last].request.force,
+                writes = applied,
+                "credentials written"
+            );
         }
-        self.inner
-            .events
-            .publish("credentials.written", json!({ "expiresAt": credentials.expires_at }));
-        tracing::info!(
-            expires_at = credentials.expires_at,
-            forced = request.force,
-            "credentials written"
-        );
-        Ok(credentials.expires_at)
+        for (queued, decision) in batch.into_iter().zip(decisions) {
+            let _ = queued.reply.send(decision);
+        }
     }
 
     /// Looks at the file and reports what changed since last time: `credentials.rotated` when someone
@@ -248,6 +278,54 @@ impl CredentialsStore {
             tracing::info!(reason, "credentials cleared");
         }
     }
+}
+
+/// A write waiting for its turn to go to disk.
+struct Queued {
+    request: WriteRequest,
+    reply: oneshot::Sender<Result<u64, CredentialsError>>,
+}
+
+/// Decides the queued writes in order against the file's current expiry, as if each were applied in turn: a
+/// write older than what is current by then is stale. Returns each one's answer, and the document to write
+/// (`None` when every write was stale).
+fn decide(
+    batch: &[Queued],
+    keep: Option<Map<String, Value>>,
+    mut current: Option<u64>,
+) -> (Vec<Result<u64, CredentialsError>>, Option<Map<String, Value>>) {
+    let mut document = None;
+    let mut keep = keep;
+    let decisions = batch
+        .iter()
+        .map(|queued| {
+            let request = &queued.request;
+            let expires_at = request.credentials.expires_at;
+            match current {
+                Some(current) if current > expires_at && !request.force => Err(CredentialsError::Stale {
+                    current_expires_at: current,
+                }),
+                _ => {
+                    let merged = document::merge_into(document.take().or_else(|| keep.take()), request);
+                    document = Some(merged);
+                    current = Some(expires_at);
+                    Ok(expires_at)
+                }
+            }
+        })
+        .collect();
+    (decisions, document)
+}
+
+/// The decisions after the write failed: every write that was to be applied gets `error`.
+fn answer_all(
+    decisions: Vec<Result<u64, CredentialsError>>,
+    error: &CredentialsError,
+) -> Vec<Result<u64, CredentialsError>> {
+    decisions
+        .into_iter()
+        .map(|decision| decision.and_then(|_| Err(error.replicate())))
+        .collect()
 }
 
 /// The file as read once: its bytes (`None` when absent) and what they parse to.
@@ -457,6 +535,70 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
+    }
+
+    fn queued(expires_at: u64, force: bool) -> Queued {
+        let mut request = request(expires_at);
+        request.force = force;
+        Queued {
+            request,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn queued_writes_are_decided_in_order_as_if_applied_one_after_another() {
+        let batch = [
+            queued(7, false),
+            queued(5, false),
+            queued(9, false),
+            queued(9, false),
+            queued(3, true),
+        ];
+        let (decisions, document) = decide(&batch, None, Some(6));
+        let answers: Vec<_> = decisions
+            .iter()
+            .map(|d| match d {
+                Ok(at) => format!("ok {at}"),
+                Err(CredentialsError::Stale { current_expires_at }) => format!("stale {current_expires_at}"),
+                Err(other) => format!("{other}"),
+            })
+            .collect();
+        assert_eq!(answers, ["ok 7", "stale 7", "ok 9", "ok 9", "ok 3"]);
+        assert_eq!(document.as_ref().and_then(document::expires_at_of), Some(3));
+
+        let (decisions, document) = decide(&batch[1..2], None, Some(6));
+        assert!(matches!(
+            decisions[..],
+            [Err(CredentialsError::Stale { current_expires_at: 6 })]
+        ));
+        assert!(document.is_none(), "nothing to write when every write is stale");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_each_get_an_answer_and_the_newest_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialsStore::new(dir.path().join("claude"), EventBus::new());
+        let expiries: Vec<u64> = (1..=64).map(|i| (i * 37) % 64 + 1).collect();
+        let writes = expiries.iter().map(|&at| {
+            let store = store.clone();
+            tokio::spawn(async move { (at, store.write(request(at)).await) })
+        });
+        let mut newest_applied = 0;
+        for write in writes.collect::<Vec<_>>() {
+            match write.await.unwrap() {
+                (at, Ok(written)) => {
+                    assert_eq!(written, at);
+                    newest_applied = newest_applied.max(at);
+                }
+                (at, Err(CredentialsError::Stale { current_expires_at })) => assert!(current_expires_at > at),
+                (_, Err(other)) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(newest_applied, 64, "the newest write is never stale");
+        let (_, on_disk) = document::parse_file(&std::fs::read(store.file()).unwrap()).unwrap();
+        assert_eq!(on_disk.expires_at, 64);
+        assert_eq!(store.known().expires_at, Some(64));
     }
 
     #[tokio::test]
