@@ -29,7 +29,14 @@ pub fn watch_file(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     let (raw_tx, mut raw_rx) = mpsc::channel::<notify::Result<notify::Event>>(256);
-    let mut watcher = notify::recommended_watcher(move |event| {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Opening or reading a file changes nothing, and the consumers' own reads would otherwise wake
+        // them again and again (inotify reports IN_OPEN and IN_CLOSE_NOWRITE): only changes count.
+        if let Ok(event) = &event {
+            if is_only_a_look(&event.kind) && !event.need_rescan() {
+                return;
+            }
+        }
         // A full channel already holds a pending wake-up; dropping this one loses nothing.
         let _ = raw_tx.try_send(event);
     })?;
@@ -70,6 +77,12 @@ pub fn watch_file(
         }
     });
     Ok(rx)
+}
+
+/// An open, a read, or a close after reading: nothing changed. (A close after writing still counts.)
+fn is_only_a_look(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(access) if !matches!(access, AccessKind::Close(AccessMode::Write)))
 }
 
 /// Watches the deepest existing directory on the way to `dir`; returns what is watched now.
@@ -156,6 +169,30 @@ mod tests {
         cancel.cancel();
         tracker.close();
         tracker.wait().await;
+    }
+
+    #[tokio::test]
+    async fn reading_the_file_is_not_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.json");
+        std::fs::write(&file, b"{}").unwrap();
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut rx = watch_file(file.clone(), cancel.clone(), &tracker).unwrap();
+        expect_signal(&mut rx).await;
+        drain(&mut rx).await;
+        for _ in 0..20 {
+            assert_eq!(std::fs::read(&file).unwrap(), b"{}");
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "reads must not wake the watcher"
+        );
+        std::fs::write(&file, b"{\"a\":1}").unwrap();
+        expect_signal(&mut rx).await;
+        cancel.cancel();
     }
 
     #[tokio::test(start_paused = true)]
