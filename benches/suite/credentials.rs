@@ -1,7 +1,12 @@
 //! Credentials round trip: `POST /credentials/read` and `POST /credentials/write` over loopback with 64
 //! concurrent connections, driven by `wrk` (Debian's package) in a second process: requests/s, p50 and p99.
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -25,6 +30,18 @@ pub async fn run(settings: &Settings, table: &mut Table) {
     let (status, body) = daemon.write_credentials(&document).await;
     assert_eq!(status, 200, "{body}");
 
+    // The disk's floor for one durable write, measured on the same file system just before the load.
+    let floor = durable_replace_ms(&daemon.config_dir, settings.rounds(200, 20));
+    let floor_median = floor.median();
+    table.add(Row {
+        figure: "the disk's floor: write + fsync + rename + fsync dir of a 200-byte file, plain loop".into(),
+        unit: "ms",
+        budget: Budget::None,
+        samples: floor,
+        of: "writes".into(),
+        command: settings.command("credentials"),
+    });
+
     for (endpoint, script) in [("read", "read.lua"), ("write", "write.lua")] {
         let (mut rate, mut p50, mut p99) = (Samples::default(), Samples::default(), Samples::default());
         let seconds = settings.rounds(5, 1);
@@ -35,6 +52,7 @@ pub async fn run(settings: &Settings, table: &mut Table) {
             p99.push(run.p99_ms);
         }
         let what = format!("`POST /credentials/{endpoint}`, {CONNECTIONS} connections");
+        let rate_median = rate.median();
         let runs = format!("runs of {seconds} s");
         table.add(Row {
             figure: format!("{what}: throughput"),
@@ -44,6 +62,19 @@ pub async fn run(settings: &Settings, table: &mut Table) {
             of: runs.clone(),
             command: settings.command("credentials"),
         });
+        if endpoint == "write" {
+            // Each durable write serves at most all 64 waiting requests: the most a disk this fast allows.
+            let mut ratio = Samples::default();
+            ratio.push(rate_median / (f64::from(CONNECTIONS) * 1000.0 / floor_median));
+            table.add(Row {
+                figure: format!("write throughput / the disk's ceiling ({CONNECTIONS} writes per floor time)"),
+                unit: "",
+                budget: Budget::None,
+                samples: ratio,
+                of: "ratio".into(),
+                command: settings.command("credentials"),
+            });
+        }
         table.add(Row {
             figure: format!("{what}: latency p50"),
             unit: "ms",
@@ -131,4 +162,28 @@ fn duration_ms(text: &str) -> f64 {
         "m" => value * 60_000.0,
         other => panic!("unknown unit {other:?} in {text:?}"),
     }
+}
+
+/// What one durable replace of a small file costs on this disk, done the way the store does it.
+fn durable_replace_ms(dir: &Path, rounds: usize) -> Samples {
+    let (temp, target) = (dir.join(".floor.tmp"), dir.join(".floor.json"));
+    let bytes = [b'x'; 200];
+    let mut samples = Samples::default();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)
+            .unwrap();
+        file.write_all(&bytes).unwrap();
+        file.sync_all().unwrap();
+        std::fs::rename(&temp, &target).unwrap();
+        File::open(dir).unwrap().sync_all().unwrap();
+        samples.push_ms(start.elapsed());
+    }
+    let _ = std::fs::remove_file(target);
+    samples
 }

@@ -280,10 +280,13 @@ impl CredentialsStore {
     }
 }
 
+/// The answer to one write: the `expiresAt` written, or why not.
+type Decision = Result<u64, CredentialsError>;
+
 /// A write waiting for its turn to go to disk.
 struct Queued {
     request: WriteRequest,
-    reply: oneshot::Sender<Result<u64, CredentialsError>>,
+    reply: oneshot::Sender<Decision>,
 }
 
 /// Decides the queued writes in order against the file's current expiry, as if each were applied in turn: a
@@ -293,7 +296,7 @@ fn decide(
     batch: &[Queued],
     keep: Option<Map<String, Value>>,
     mut current: Option<u64>,
-) -> (Vec<Result<u64, CredentialsError>>, Option<Map<String, Value>>) {
+) -> (Vec<Decision>, Option<Map<String, Value>>) {
     let mut document = None;
     let mut keep = keep;
     let decisions = batch
@@ -318,10 +321,7 @@ fn decide(
 }
 
 /// The decisions after the write failed: every write that was to be applied gets `error`.
-fn answer_all(
-    decisions: Vec<Result<u64, CredentialsError>>,
-    error: &CredentialsError,
-) -> Vec<Result<u64, CredentialsError>> {
+fn answer_all(decisions: Vec<Decision>, error: &CredentialsError) -> Vec<Decision> {
     decisions
         .into_iter()
         .map(|decision| decision.and_then(|_| Err(error.replicate())))
