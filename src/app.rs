@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -107,11 +106,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         shutdown: cancel.clone(),
     };
     let app = http::router(state);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(cancel.clone().cancelled_owned());
-    let mut serving = tokio::spawn(async move { server.await });
+    let mut serving = tokio::spawn(http::server::serve(listener, app, config.http_limits, cancel.clone()));
     tracing::info!(addr = %listen, version = env!("CARGO_PKG_VERSION"), "listening");
     systemd::announce_ready(cancel.clone(), &tracker);
 
@@ -122,8 +117,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             agent.shutdown(config.shutdown_grace).await;
             supervisor.shutdown().await;
             return match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(AppError::Serve { source }),
+                Ok(()) => Ok(()),
                 Err(join) => Err(AppError::Serve { source: std::io::Error::other(join) }),
             };
         }

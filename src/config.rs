@@ -173,6 +173,14 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM before exiting anyway.
     #[arg(long, env = "ACP_BRIDGE_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+
+    /// Seconds a client has to send a request's head (an idle keep-alive connection is closed after this long).
+    #[arg(long, env = "ACP_BRIDGE_HEAD_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub head_timeout: Duration,
+
+    /// Seconds a client has to send a request's body once its head has arrived (else 408).
+    #[arg(long, env = "ACP_BRIDGE_BODY_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub body_timeout: Duration,
 }
 
 /// How requests are authenticated.
@@ -195,6 +203,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub shutdown_grace: Duration,
+    pub http_limits: crate::http::server::Limits,
     pub supervisor: SupervisorConfig,
     pub agent: AgentConfig,
     pub git_author: Author,
@@ -283,6 +292,10 @@ impl Config {
             log_format: args.log_format,
             log_level: args.log_level,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            http_limits: crate::http::server::Limits {
+                head_timeout: args.head_timeout.max(Duration::from_millis(1)),
+                body_timeout: args.body_timeout.max(Duration::from_millis(1)),
+            },
         }
     }
 

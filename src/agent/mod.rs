@@ -278,6 +278,14 @@ impl Agent {
             return Ok((AuthMode::OAuth, Some(outcome)));
         }
         if let Some(key) = request.api_key.as_ref().filter(|k| !k.expose().trim().is_empty()) {
+            // The key goes into the agent's environment, which cannot hold a NUL byte: refuse it here rather than
+            // fail the spawn (a 503, and an agent left `failed`). No real key has control characters.
+            if key.expose().trim().chars().any(char::is_control) {
+                return Err(AgentError::Invalid {
+                    field: "apiKey".into(),
+                    message: "`apiKey` must not contain control characters".into(),
+                });
+            }
             return Ok((AuthMode::ApiKey(Secret::new(key.expose().trim())), None));
         }
         match self.shared.credentials.read().await {

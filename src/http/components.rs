@@ -1,21 +1,34 @@
 //! `GET /components/{name}/logs`, `POST /components/{name}/restart` and `GET /preview/screenshot`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::params::{ApiPath, ApiQuery};
 use super::problem::{Problem, ProblemBody};
 use crate::components::State as ComponentState;
 use crate::supervisor::{ComponentError, cdp};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
-    /// How many of the most recent lines (default 200, at most 2000).
+    /// How many of the most recent lines (default 200; more than 2000 gives 2000).
     #[param(value_type = Option<usize>)]
     lines: Option<String>,
+}
+
+/// The components: the three supervised programs and the ACP agent.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the `{name}` parameter; the handlers take a string and answer 404 for other names
+pub enum ComponentName {
+    Xvfb,
+    Chromium,
+    Vite,
+    Agent,
 }
 
 impl From<ComponentError> for Problem {
@@ -45,16 +58,17 @@ impl From<ComponentError> for Problem {
 
 /// The tail of a component's stdout and stderr, as plain text.
 #[utoipa::path(get, path = "/components/{name}/logs", tag = "components", security(("bearer" = [])),
-    params(("name" = String, Path, description = "`xvfb`, `chromium`, `vite` or `agent` (the agent's stderr)"), LogsQuery),
+    params(("name" = inline(ComponentName), Path, description = "`xvfb`, `chromium`, `vite` or `agent` (the agent's stderr)"), LogsQuery),
     responses((status = 200, description = "The most recent lines, oldest first", content_type = "text/plain", body = String),
+              (status = 400, description = "`lines` is not a non-negative integer, or a parameter is malformed", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Unknown component", body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "Component disabled", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn logs(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(query): Query<LogsQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> Result<Response, Problem> {
     let count = match query.lines.as_deref().map(str::parse::<usize>) {
         None => 200,
@@ -89,13 +103,14 @@ pub async fn logs(
 /// Restart one component; what depends on it (chromium on xvfb) restarts after it. For `agent`: stop it (a hung
 /// turn ends and is committed; its sessions are gone) — the next `POST /session` starts a fresh one.
 #[utoipa::path(post, path = "/components/{name}/restart", tag = "components", security(("bearer" = [])),
-    params(("name" = String, Path, description = "`xvfb`, `chromium`, `vite` or `agent`")),
+    params(("name" = inline(ComponentName), Path, description = "`xvfb`, `chromium`, `vite` or `agent`")),
     responses((status = 202, description = "Restart requested; follow it on `/health` or `/events`"),
+              (status = 400, description = "The name is not valid UTF-8", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Unknown component", body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "Component disabled", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, or shutting down", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn restart(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, Problem> {
+pub async fn restart(State(state): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<StatusCode, Problem> {
     if name == "agent" {
         // Stopping is enough: the next `POST /session` starts a fresh agent.
         state.agent.stop().await;

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::AppState;
 use super::json::ApiJson;
@@ -29,27 +29,91 @@ pub struct CredentialsBody {
     pub rate_limit_tier: Option<String>,
 }
 
-/// A write body: the flat credentials object, or the CLI's `{"claudeAiOauth": {...}}` document.
+/// The credentials of a write: the flat body, or what `claudeAiOauth` holds. Other keys are kept in the file.
 #[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
 #[allow(dead_code)] // documents the accepted body; parsing is done by `parse_write_body`
-#[schema(as = CredentialsWrite)]
-pub struct CredentialsWriteDoc {
-    /// Required (flat form).
+pub struct CredentialsFields {
+    /// Not empty or blank.
+    #[schema(pattern = r"\S")]
     access_token: String,
-    /// Required (flat form).
+    /// Not empty or blank.
+    #[schema(pattern = r"\S")]
     refresh_token: String,
-    /// Epoch milliseconds (integer > 0) or an ISO 8601 date-time with offset.
-    #[schema(value_type = Object)]
+    /// Epoch milliseconds (an integer > 0), or an ISO 8601 date-time with an offset.
+    #[schema(schema_with = expires_at_schema)]
     expires_at: Value,
     /// Must contain `user:inference`.
     scopes: Vec<String>,
+    /// Absent or `null`: the file keeps its value.
     subscription_type: Option<String>,
+    /// Absent or `null`: the file keeps its value.
     rate_limit_tier: Option<String>,
-    /// The CLI's document form; when present, the fields above are read from inside it.
-    #[schema(value_type = Option<Object>)]
-    claude_ai_oauth: Option<Value>,
+}
+
+fn expires_at_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .build()
+        .into()
+}
+
+/// The CLI's document form of a write.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct CredentialsDocument {
+    /// The credentials (`force` may not be inside).
+    claude_ai_oauth: CredentialsFields,
     /// Write even if the file holds newer credentials.
     force: Option<bool>,
+}
+
+/// `force` beside the fields of the flat form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Force {
+    /// Write even if the file holds newer credentials.
+    force: Option<bool>,
+}
+
+/// A write body: the flat credentials object (the shape `/credentials/read` returns), or the CLI's
+/// `{"claudeAiOauth": {...}}` document. Either way, `force` is at the top level.
+pub struct CredentialsWrite;
+
+impl PartialSchema for CredentialsWrite {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Ref};
+        let flat = AllOfBuilder::new()
+            .item(Ref::from_schema_name(CredentialsFields::name()))
+            .item(Force::schema());
+        AnyOfBuilder::new()
+            .description(Some(
+                "The flat credentials object (the shape `/credentials/read` returns), or the CLI's \
+                 `{\"claudeAiOauth\": {...}}` document. Either way, `force` is at the top level.",
+            ))
+            .item(flat)
+            .item(Ref::from_schema_name(CredentialsDocument::name()))
+            .into()
+    }
+}
+
+impl ToSchema for CredentialsWrite {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((CredentialsFields::name().into(), CredentialsFields::schema()));
+        schemas.push((CredentialsDocument::name().into(), CredentialsDocument::schema()));
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -90,7 +154,9 @@ fn no_store(body: impl IntoResponse) -> Response {
 
 /// Write credentials into the sandbox, unless it holds newer ones.
 #[utoipa::path(post, path = "/credentials/write", tag = "credentials", security(("bearer" = [])),
-    request_body = CredentialsWriteDoc,
+    request_body(content = CredentialsWrite, example = json!({
+        "accessToken": "sk-ant-oat01-FAKE-aaaa", "refreshToken": "sk-ant-ort01-FAKE-rrrr",
+        "expiresAt": "2026-12-05T02:00:00Z", "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"})),
     responses((status = 200, body = Written),
               (status = 400, description = "Invalid body; `field` names the culprit", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),

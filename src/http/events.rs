@@ -3,16 +3,17 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::params::ApiQuery;
 use super::problem::{Problem, ProblemBody};
 use crate::events;
 
@@ -22,10 +23,52 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Same as the `Last-Event-ID` header, for clients that cannot set headers. Ignored unless a number.
     #[param(value_type = Option<u64>)]
     last_event_id: Option<String>,
+}
+
+/// One event of the stream, as an SSE parser reads it (the OpenAPI 3.2 reading of a `text/event-stream` schema:
+/// it describes each event, not the whole body).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the stream; events are written by `to_sse`
+pub struct StreamEvent {
+    /// The event's number: one more than the previous event's. `events.gap` has none.
+    #[schema(pattern = "^[0-9]+$")]
+    id: Option<String>,
+    event: EventName,
+    /// A JSON object that repeats `event` as `type` and carries `timeMs` (see docs/api.md#event-types).
+    data: String,
+}
+
+/// The names of the events of `GET /events`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum EventName {
+    #[schema(rename = "credentials.written")]
+    CredentialsWritten,
+    #[schema(rename = "credentials.rotated")]
+    CredentialsRotated,
+    #[schema(rename = "credentials.cleared")]
+    CredentialsCleared,
+    #[schema(rename = "component")]
+    Component,
+    #[schema(rename = "turn.started")]
+    TurnStarted,
+    #[schema(rename = "turn.update")]
+    TurnUpdate,
+    #[schema(rename = "turn.permission")]
+    TurnPermission,
+    #[schema(rename = "turn.finished")]
+    TurnFinished,
+    #[schema(rename = "turn.failed")]
+    TurnFailed,
+    #[schema(rename = "history")]
+    History,
+    #[schema(rename = "events.gap")]
+    EventsGap,
 }
 
 /// Stream daemon events (`credentials.rotated`, `credentials.written`, `credentials.cleared`, …).
@@ -35,10 +78,15 @@ pub struct EventsQuery {
 /// if some of them are gone it gets an `events.gap` event first. `: keepalive` comments every 15 s.
 #[utoipa::path(get, path = "/events", tag = "events", security(("bearer" = [])),
     params(EventsQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id")),
-    responses((status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An endless `text/event-stream`; the schema describes each event", content_type = "text/event-stream", body = StreamEvent),
+              (status = 400, description = "A query parameter is given more than once", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, or too many subscribers", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn stream(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<EventsQuery>) -> Response {
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Response {
     if state.events.subscriber_count() >= MAX_SUBSCRIBERS {
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,13 +1,14 @@
 //! `GET /history`, `POST /history/undo`, `POST /history/redo`, `POST /history/checkout`.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::json::ApiJson;
+use super::params::ApiQuery;
 use super::problem::{Problem, ProblemBody};
 use crate::history::HistoryError;
 use crate::repo::{History, RepoError};
@@ -16,15 +17,17 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// How many commits (default 50, at most 1000).
-    #[param(value_type = Option<usize>)]
+    /// How many commits (default 50; more than 1000 gives 1000).
+    #[param(value_type = Option<usize>, minimum = 1)]
     limit: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CheckoutBody {
     /// A commit of the app's history: full or abbreviated (at least 7 hex digits).
+    #[schema(pattern = "^[0-9a-fA-F]{7,40}$")]
     sha: String,
 }
 
@@ -89,10 +92,11 @@ impl From<HistoryError> for Problem {
               (status = 400, body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "A turn is running", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 500, description = "A git error", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, or no repository", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<impl axum::response::IntoResponse, Problem> {
     let limit = match query.limit.as_deref().map(str::parse::<usize>) {
         None => DEFAULT_LIMIT,
@@ -108,7 +112,8 @@ pub async fn list(
     responses((status = 200, body = Head),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "`nothing-to-undo` or `turn-in-progress`", body = ProblemBody, content_type = "application/problem+json"),
-              (status = 503, description = "Not provisioned, or no repository", body = ProblemBody, content_type = "application/problem+json")))]
+              (status = 500, description = "A git error", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 503, description = "Not provisioned, no repository, or the repository is locked", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn undo(State(state): State<AppState>) -> Result<Json<Head>, Problem> {
     Ok(Json(Head {
         head: state.history.undo().await?,
@@ -120,7 +125,8 @@ pub async fn undo(State(state): State<AppState>) -> Result<Json<Head>, Problem> 
     responses((status = 200, body = Head),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "`nothing-to-redo` or `turn-in-progress`", body = ProblemBody, content_type = "application/problem+json"),
-              (status = 503, description = "Not provisioned, or no repository", body = ProblemBody, content_type = "application/problem+json")))]
+              (status = 500, description = "A git error", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 503, description = "Not provisioned, no repository, or the repository is locked", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn redo(State(state): State<AppState>) -> Result<Json<Head>, Problem> {
     Ok(Json(Head {
         head: state.history.redo().await?,
@@ -130,11 +136,14 @@ pub async fn redo(State(state): State<AppState>) -> Result<Json<Head>, Problem> 
 /// Jump to any commit of the app's history.
 #[utoipa::path(post, path = "/history/checkout", tag = "history", security(("bearer" = [])), request_body = CheckoutBody,
     responses((status = 200, body = Head),
-              (status = 400, description = "Malformed sha", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 400, description = "Invalid body, malformed or ambiguous sha", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Not a commit of the app's history", body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "A turn is running", body = ProblemBody, content_type = "application/problem+json"),
-              (status = 503, description = "Not provisioned, or no repository", body = ProblemBody, content_type = "application/problem+json")))]
+              (status = 413, description = "The body is over 1 MiB", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 500, description = "A git error", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 503, description = "Not provisioned, no repository, or the repository is locked", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn checkout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CheckoutBody>,

@@ -45,6 +45,13 @@ where
                     "Request body too large",
                     format!("request bodies are limited to {BODY_LIMIT} bytes"),
                 )
+            } else if timed_out(&rejection) {
+                Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request-timeout",
+                    "Request timeout",
+                    "the request body did not arrive in time (see --body-timeout)",
+                )
             } else {
                 Problem::new(
                     StatusCode::BAD_REQUEST,
@@ -92,7 +99,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 }
 
 /// serde's data errors quote the offending value (`invalid type: string "abc"…`); keep only the shape.
-fn describe_data_error(message: &str, field: &str) -> String {
+pub(super) fn describe_data_error(message: &str, field: &str) -> String {
     if message.starts_with("missing field") {
         format!("`{field}` is required")
     } else if let Some(expected) = message.split(", expected ").nth(1) {
@@ -101,6 +108,18 @@ fn describe_data_error(message: &str, field: &str) -> String {
     } else {
         format!("`{field}` is invalid")
     }
+}
+
+/// True when reading the body failed because the client was too slow (`--body-timeout`).
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The HTTP API: one file per resource, the auth layer, the problem format and the OpenAPI document.
+//! The HTTP API: one file per resource, the auth layer, the problem format, the extractors that answer in it
+//! (`json`, `params`) and the OpenAPI document.
 //! [`router`] has no side effects, so tests can drive it with `oneshot`.
 
 pub mod auth;
@@ -9,7 +10,9 @@ pub mod health;
 pub mod history;
 pub mod json;
 pub mod openapi;
+pub mod params;
 pub mod problem;
+pub mod server;
 pub mod session;
 
 use std::net::SocketAddr;

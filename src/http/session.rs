@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::json::ApiJson;
+use super::params::{ApiPath, ApiQuery};
 use super::problem::{Problem, ProblemBody};
 use crate::agent::SessionRequest;
 use crate::agent::turn::TurnEvent;
@@ -23,12 +24,13 @@ use crate::secret::Secret;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionBody {
-    /// A shared API key (used only when `oauthToken` is absent or empty).
+    /// A shared API key (used only when `oauthToken` is absent or empty). No control characters.
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     api_key: Option<String>,
     /// The credentials JSON: the `{"claudeAiOauth":{…}}` document (or the flat token object), as a string or an object.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = oauth_token_schema)]
     oauth_token: Option<Value>,
     /// Appended to the app-builder system prompt.
     #[serde(default)]
@@ -39,6 +41,14 @@ pub struct SessionBody {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     mcp_servers: Option<Vec<Value>>,
+}
+
+fn oauth_token_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::String, Type::Null]))
+        .build()
+        .into()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,12 +64,51 @@ pub struct SessionCreatedBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PromptBody {
-    /// Text, or an array of ACP content blocks.
-    #[schema(value_type = Object)]
+    /// Text (not empty or blank), or a non-empty array of ACP content blocks.
+    #[schema(schema_with = prompt_schema)]
     prompt: Value,
 }
 
+fn prompt_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S")))
+        .item(
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::Object))
+                .min_items(Some(1)),
+        )
+        .build()
+        .into()
+}
+
+/// One event of a turn's stream, as an SSE parser reads it (the OpenAPI 3.2 reading of a `text/event-stream`
+/// schema: it describes each event, not the whole body).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the stream that `prompt` writes
+pub struct TurnStreamEvent {
+    /// Counts from 1 in each stream.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    event: TurnEventName,
+    /// JSON: the ACP update (`update`), the permission answered (`permission`), `{stopReason, commit,
+    /// credentialsRotated}` (`done`), or a problem object (`error`).
+    data: String,
+}
+
+/// The events of a turn's stream; it ends with exactly one `done` or `error`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TurnEventName {
+    Update,
+    Permission,
+    Done,
+    Error,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PromptQuery {
     /// `false`: answer 202 at once and publish the turn on `/events` only.
     wait: Option<bool>,
@@ -72,11 +121,15 @@ pub struct TurnAccepted {
 }
 
 /// Create an agent session (spawning or restarting the agent as the auth mode requires).
-#[utoipa::path(post, path = "/session", tag = "agent", security(("bearer" = [])), request_body = SessionBody,
+#[utoipa::path(post, path = "/session", tag = "agent", security(("bearer" = [])),
+    request_body(content = SessionBody, example = json!({"apiKey": "sk-ant-api03-FAKE-kkkk", "systemPrompt": "The user prefers blue."})),
     responses((status = 200, body = SessionCreatedBody),
               (status = 400, description = "Invalid body, or no credentials (`no-credentials`)", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "A turn runs and the agent would have to restart", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 413, description = "The body is over 1 MiB", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 500, description = "The credentials file could not be written", body = ProblemBody, content_type = "application/problem+json"),
               (status = 502, description = "The agent failed the handshake", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, the agent cannot start, or the daemon is shutting down", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn create(
@@ -99,21 +152,24 @@ pub async fn create(
 }
 
 /// Run one prompt turn. Streams `update`, `permission`, then exactly one `done` or `error` (Server-Sent Events).
-#[utoipa::path(post, path = "/session/{id}/prompt", tag = "agent", security(("bearer" = [])), request_body = PromptBody,
+#[utoipa::path(post, path = "/session/{id}/prompt", tag = "agent", security(("bearer" = [])),
+    request_body(content = PromptBody, example = json!({"prompt": "Make the header blue"})),
     params(("id" = String, Path, description = "The session id"), PromptQuery),
-    responses((status = 200, description = "The turn, as `text/event-stream`", content_type = "text/event-stream", body = String,
+    responses((status = 200, description = "The turn, as `text/event-stream`; the schema describes each event", content_type = "text/event-stream", body = TurnStreamEvent,
                headers(("x-turn-id" = String, description = "The turn's id (as in `turn.*` events and /status)"))),
               (status = 202, description = "With `?wait=false`: the turn runs; follow it on `/events`", body = TurnAccepted),
-              (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+              (status = 400, description = "Invalid body or `prompt`, or `wait` is not `true` or `false`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Unknown session", body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "Another turn is running", body = ProblemBody, content_type = "application/problem+json"),
               (status = 410, description = "The session's agent process is gone", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 413, description = "The body is over 1 MiB", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn prompt(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<PromptQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PromptQuery>,
     ApiJson(body): ApiJson<PromptBody>,
 ) -> Result<Response, Problem> {
     let (info, receiver) = state.agent.prompt(&id, body.prompt).await?;
@@ -152,12 +208,13 @@ pub async fn prompt(
 #[utoipa::path(post, path = "/session/{id}/cancel", tag = "agent", security(("bearer" = [])),
     params(("id" = String, Path, description = "The session id")),
     responses((status = 202, description = "Cancel sent to the agent"),
+              (status = 400, description = "The id is not valid UTF-8", body = ProblemBody, content_type = "application/problem+json"),
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 404, description = "Unknown session", body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "No turn is running in this session", body = ProblemBody, content_type = "application/problem+json"),
               (status = 410, description = "The session's agent process is gone", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+pub async fn cancel(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, Problem> {
     state.agent.cancel(&id)?;
     Ok(StatusCode::ACCEPTED)
 }

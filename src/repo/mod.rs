@@ -31,6 +31,7 @@ mod author;
 mod error;
 mod lock;
 mod message;
+mod sha;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,7 @@ use git2::{Commit, ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions
 pub use author::Author;
 pub use error::{InvalidAuthor, RepoError};
 pub use message::{SUBJECT_MAX_CHARS, turn_message};
+pub use sha::{ShaPrefix, parse_sha};
 
 /// The app's branch.
 pub const BRANCH: &str = "main";
@@ -457,14 +459,11 @@ impl Inner {
 
     /// Resolves a full or abbreviated sha to a commit.
     fn resolve(&self, sha: &str) -> Result<Oid, RepoError> {
-        if !(7..=40).contains(&sha.len()) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RepoError::MalformedSha { sha: sha.to_owned() });
-        }
-        let prefix = sha.to_ascii_lowercase();
-        let found = if prefix.len() == 40 {
-            Oid::from_str(&prefix).and_then(|oid| self.git.find_object(oid, None))
+        let prefix = parse_sha(sha)?;
+        let found = if prefix.is_full() {
+            Oid::from_str(prefix.as_str()).and_then(|oid| self.git.find_object(oid, None))
         } else {
-            self.git.find_object_by_prefix(&prefix, None)
+            self.git.find_object_by_prefix(prefix.as_str(), None)
         };
         match found {
             Ok(object) if object.kind() == Some(ObjectType::Commit) => Ok(object.id()),

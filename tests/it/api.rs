@@ -2,13 +2,13 @@ use serde_json::Value;
 
 use crate::helper::{Auth, Daemon, Options};
 
-async fn openapi(daemon: &Daemon) -> Value {
+pub(crate) async fn openapi(daemon: &Daemon) -> Value {
     let response = daemon.get_public("/openapi.json").await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
-fn operations(document: &Value) -> Vec<(String, String, bool)> {
+pub(crate) fn operations(document: &Value) -> Vec<(String, String, bool)> {
     let mut found = Vec::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().unwrap() {

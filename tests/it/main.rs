@@ -12,4 +12,5 @@ mod e2e;
 mod events;
 mod fake_anthropic;
 mod lifecycle;
+mod security;
 mod supervisor;
