@@ -13,7 +13,7 @@
 //! | `autherror`       | JSON-RPC error -32000 "Authentication required"                                      |
 //! | `flood <N>`       | N chunks "x" as fast as possible, then `end_turn`                                    |
 //! | `paced <N> <rate>` | N chunks `t=<unix ns>` at `rate` per second, then `end_turn`                        |
-//! | `sleep <ms>`      | waits, then `end_turn` (ignores `session/cancel`)                                    |
+//! | `sleep <ms>`      | writes its `write:` files silently, waits, then `end_turn` (ignores `session/cancel`) |
 //!
 //! A token `write:<path>=<content>` anywhere in the text (content runs to the next whitespace) writes that
 //! file relative to the process's cwd, creating parent directories.
@@ -468,6 +468,7 @@ fn run_prompt(agent: &Agent, id: &Value, session: &str, text: &str, cancel: &Can
             end_turn(agent, id);
         }
         "sleep" => {
+            write_all_files(text);
             let ms: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
             thread::sleep(Duration::from_millis(ms));
             end_turn(agent, id);

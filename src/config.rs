@@ -149,6 +149,11 @@ pub struct ServeArgs {
     )]
     pub agent_env_pass: Vec<String>,
 
+    /// Seconds a turn's agent may stay silent (no update, request or answer) before the turn is cancelled as
+    /// hung; 0 turns the limit off. Not a turn timeout: a turn may run as long as the agent keeps talking.
+    #[arg(long, env = "ACP_BRIDGE_AGENT_IDLE_TIMEOUT", default_value = "600", value_parser = parse_seconds)]
+    pub agent_idle_timeout: Duration,
+
     /// How the agent's permission requests are answered.
     #[arg(long, env = "ACP_BRIDGE_PERMISSION_POLICY", value_enum, default_value = "allow")]
     pub permission_policy: PermissionPolicy,
@@ -280,6 +285,7 @@ impl Config {
             app_dir: args.app_dir.clone(),
             claude_config_dir: claude_config_dir.clone(),
             stop_grace: args.stop_grace,
+            idle_timeout: (!args.agent_idle_timeout.is_zero()).then_some(args.agent_idle_timeout),
         };
         Self {
             git_author: args.git_author.clone(),

@@ -46,6 +46,8 @@ pub struct AgentConfig {
     pub app_dir: PathBuf,
     pub claude_config_dir: PathBuf,
     pub stop_grace: Duration,
+    /// A turn whose agent sends nothing for this long is cancelled (`None`: never).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A `POST /session` request.
@@ -231,15 +233,16 @@ impl Agent {
     /// `POST /components/agent/restart`: stops the agent (a hung turn ends and its work is committed);
     /// the next session starts a fresh one.
     pub async fn stop(&self) {
+        self.stop_because("stopped on request").await;
+    }
+
+    /// Stops the agent process; `/health` shows `why`, and that the next session starts a fresh one.
+    pub async fn stop_because(&self, why: &str) {
         let mut lifecycle = self.shared.lifecycle.lock().await;
         if lifecycle.is_some() {
-            tracing::info!("agent stopped on request");
+            tracing::info!(why, "agent stopped");
             self.stop_process(&mut lifecycle).await;
-            self.set_state(
-                State::Idle,
-                None,
-                Some("stopped on request; the next session starts it".into()),
-            );
+            self.set_state(State::Idle, None, Some(format!("{why}; the next session starts it")));
         }
     }
 
@@ -557,6 +560,10 @@ impl Agent {
 
     pub fn history(&self) -> &AppHistory {
         &self.shared.history
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.shared.config.idle_timeout
     }
 
     pub fn shutting_down(&self) -> bool {

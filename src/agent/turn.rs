@@ -23,6 +23,8 @@ const LATE_MAX: Duration = Duration::from_millis(500);
 pub const CLIENT_BUFFER: usize = 256;
 /// A client that takes nothing for this long is cut off; the turn goes on (its events are on `/events`).
 const CLIENT_STALL: Duration = Duration::from_secs(10);
+/// After an idle agent was sent `session/cancel`, how long it gets to answer before it is stopped.
+const IDLE_CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// What a streaming client receives, in order; the last one is `Done` or `Error`.
 #[derive(Debug, Clone)]
@@ -82,6 +84,38 @@ enum Ended {
     Crashed,
 }
 
+/// The idle limit (`--agent-idle-timeout`): first a cancel, then, if the agent still says nothing, a stop.
+struct Idle {
+    limit: Option<Duration>,
+    deadline: Option<Instant>,
+    /// Set once the limit was reached: the turn ends as `agent-idle`, however the agent then ends it.
+    tripped: bool,
+}
+
+impl Idle {
+    fn new(limit: Option<Duration>) -> Idle {
+        Idle {
+            limit,
+            deadline: limit.map(|limit| Instant::now() + limit),
+            tripped: false,
+        }
+    }
+
+    /// The agent said something: the clock starts again (unless the turn is already being cancelled for idling).
+    fn heard(&mut self) {
+        if !self.tripped {
+            self.deadline = self.limit.map(|limit| Instant::now() + limit);
+        }
+    }
+
+    async fn expired(&self) {
+        match self.deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 impl Turn {
     pub async fn run(mut self) {
         let ids = json!({"sessionId": self.info.session_id, "turnId": self.info.turn_id});
@@ -99,19 +133,24 @@ impl Turn {
         let request = self.connection.request("session/prompt", params);
         tokio::pin!(request);
         let mut crashed = false;
+        let mut idle = Idle::new(self.agent.idle_timeout());
         let ended = loop {
             tokio::select! {
                 // Everything the agent sent before its response is relayed before the response is looked at.
                 biased;
                 message = inbound.recv() => match message {
                     Some(Inbound::Closed) | None => crashed = true,
-                    Some(message) => self.handle(message, &mut client).await,
+                    Some(message) => {
+                        idle.heard();
+                        self.handle(message, &mut client).await;
+                    }
                 },
                 result = &mut request => break match result {
                     Ok(response) => Ended::Response(response),
                     Err(CallError::Rpc(error)) => Ended::AgentError(error),
                     Err(CallError::Gone) => Ended::Crashed,
                 },
+                () = idle.expired() => self.on_idle(&mut idle).await,
             }
             if crashed {
                 break Ended::Crashed;
@@ -137,6 +176,7 @@ impl Turn {
         // The trailer says why the turn ended from the app's point of view: a cancel sent for shutdown is a shutdown.
         let stop_reason = match &ended {
             _ if self.agent.shutting_down() => "shutdown".to_owned(),
+            _ if idle.tripped => "idle".to_owned(),
             Ended::Response(response) => response["stopReason"].as_str().unwrap_or("unknown").to_owned(),
             Ended::AgentError(_) => "error".to_owned(),
             Ended::Crashed => "crashed".to_owned(),
@@ -154,6 +194,19 @@ impl Turn {
 
         let crashed = matches!(ended, Ended::Crashed);
         match ended {
+            _ if idle.tripped => {
+                let limit = idle.limit.unwrap_or_default().as_secs();
+                let problem = problem(
+                    "agent-idle",
+                    "Agent idle",
+                    504,
+                    &format!(
+                        "the agent sent nothing for {limit} s (--agent-idle-timeout); the turn was cancelled and what it changed is committed"
+                    ),
+                );
+                tracing::warn!(turn = %self.info.turn_id, idle_s = limit, "turn ended: the agent was idle too long");
+                self.fail(&ids, problem, commit, &mut client).await;
+            }
             Ended::Response(response) => {
                 let stop_reason = response["stopReason"].clone();
                 let done = json!({"stopReason": stop_reason, "commit": commit, "credentialsRotated": rotated});
@@ -186,6 +239,25 @@ impl Turn {
             }
         }
         self.agent.finish_turn(crashed);
+    }
+
+    /// The agent has been silent too long: cancel the turn; if it stays silent, stop the agent (which ends the
+    /// turn as its stdout closes; the next session starts a fresh one).
+    async fn on_idle(&self, idle: &mut Idle) {
+        let limit = idle.limit.unwrap_or_default();
+        if !idle.tripped {
+            idle.tripped = true;
+            idle.deadline = Some(Instant::now() + IDLE_CANCEL_GRACE.min(limit));
+            tracing::warn!(turn = %self.info.turn_id, idle_s = limit.as_secs(), "the agent has been silent too long; cancelling the turn");
+            self.connection
+                .notify("session/cancel", json!({"sessionId": self.info.session_id}));
+        } else {
+            idle.deadline = None;
+            tracing::warn!(turn = %self.info.turn_id, "the agent did not answer the cancel; stopping it");
+            self.agent
+                .stop_because("stopped: it stayed silent after a turn was cancelled for idling")
+                .await;
+        }
     }
 
     async fn fail(&self, ids: &Value, problem: Value, commit: Value, client: &mut Client) {

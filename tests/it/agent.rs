@@ -607,6 +607,57 @@ async fn restarting_the_agent_component_ends_a_hung_turn_and_the_next_session_st
 }
 
 #[tokio::test]
+async fn a_silent_agent_is_cut_by_the_idle_limit_but_a_talkative_one_never_is() {
+    let bridge = start_bridge(&["--agent-idle-timeout", "1"]).await;
+    let session = bridge.api_key_session().await;
+
+    // Talks every 100 ms: the turn outlives the idle limit many times over, until cancelled.
+    let response = bridge.prompt(&session, "slow").await;
+    let mut stream = EventStream::from_response(response);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(stream.next(TURN).await.expect("still streaming").event, "update");
+    }
+    let cancel = bridge
+        .daemon
+        .post(&format!("/session/{session}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancel.status(), 202);
+    assert_eq!(stream.next_named("done", TURN).await.data["stopReason"], "cancelled");
+
+    // Silent, and deaf to session/cancel: cancelled after 1 s, stopped 1 s later; its work is committed.
+    let mut events = bridge.daemon.events(None).await;
+    let response = bridge.prompt(&session, "sleep 600000 write:src/idle.txt=i").await;
+    let mut stream = EventStream::from_response(response);
+    let error = stream.next_named("error", TURN).await;
+    assert!(
+        error.data["type"].as_str().unwrap().ends_with("/agent-idle"),
+        "{}",
+        error.data
+    );
+    assert_eq!(error.data["status"], 504);
+    assert!(error.data["detail"].as_str().unwrap().contains("--agent-idle-timeout"));
+    let failed = events.next_named("turn.failed", TURN).await;
+    assert_eq!(failed.data["commit"]["filesChanged"], json!(["src/idle.txt"]));
+    assert!(
+        failed.data["commit"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Stop-Reason: idle"),
+        "{}",
+        failed.data
+    );
+    let cancels = bridge.received("session/cancel");
+    assert_eq!(cancels.len(), 2, "one cancel by the client, one for idling");
+    assert_eq!(bridge.agent_state().await["state"], "idle");
+    assert!(bridge.daemon.logs().contains("silent too long"));
+    // The daemon goes on: a new session, a new turn.
+    let session = bridge.api_key_session().await;
+    let events = bridge.turn(&session, "hello").await;
+    assert_eq!(events.last().unwrap().event, "done");
+}
+
+#[tokio::test]
 async fn pass_through_never_carries_the_daemons_own_settings() {
     let bridge = start_bridge(&[
         "--agent-env-pass",
