@@ -11,7 +11,7 @@
 //! | `garbage`         | a non-JSON line, a non-JSON-RPC line, a response to unknown id 987654, then default |
 //! | `slow`            | `write:` files, chunk "tick <i>" every 100 ms until `session/cancel` → `cancelled`   |
 //! | `autherror`       | JSON-RPC error -32000 "Authentication required"                                      |
-//! | `flood <N>`       | N chunks "x" as fast as possible, then `end_turn`                                    |
+//! | `flood <N>`       | writes its `write:` files, N chunks "x" as fast as possible, then `end_turn`          |
 //! | `paced <N> <rate>` | N chunks `t=<unix ns>` at `rate` per second, then `end_turn`                        |
 //! | `sleep <ms>`      | writes its `write:` files silently, waits, then `end_turn` (ignores `session/cancel`) |
 //!
@@ -425,6 +425,7 @@ fn run_prompt(agent: &Agent, id: &Value, session: &str, text: &str, cancel: &Can
         }
         "autherror" => agent.respond_error(id, -32000, "Authentication required"),
         "flood" => {
+            write_all_files(text);
             let n: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
             let mut line = json!({
                 "jsonrpc": "2.0",

@@ -243,3 +243,38 @@ async fn a_stalled_event_subscriber_holds_up_neither_the_turn_nor_other_subscrib
     let again = resumed.next_named("credentials.written", Duration::from_secs(10)).await;
     assert_eq!(again.id, written.id);
 }
+
+#[tokio::test]
+async fn a_prompt_client_that_stops_reading_is_cut_off_and_the_turn_still_ends_and_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with(Options {
+        app_dir: Some(dir.path().join("app")),
+        // A client that never reads holds its connection open: shutdown closes it after the grace.
+        args: vec![
+            "--agent-command".into(),
+            fake_agent().display().to_string(),
+            "--shutdown-grace".into(),
+            "1".into(),
+        ],
+        log_level: "info",
+        ..Options::default()
+    })
+    .await;
+    let session = daemon.post("/session", &json!({"apiKey": "sk-ant-api03-test"})).await;
+    let session: Value = session.json().await.unwrap();
+    let prompt = format!("/session/{}/prompt", session["sessionId"].as_str().unwrap());
+    // Far more than the socket and the turn's buffer hold; the response is never read.
+    let unread = daemon
+        .post(&prompt, &json!({"prompt": "flood 60000 write:src/flood.txt=f"}))
+        .await;
+    assert_eq!(unread.status(), 200);
+    let history = wait_for("the turn's commit", Duration::from_secs(60), || async {
+        let history: Value = daemon.get("/history").await.json().await.ok()?;
+        let newest = history["commits"].get(0)?.clone();
+        newest["message"].as_str()?.contains("flood 60000").then_some(newest)
+    })
+    .await;
+    assert_eq!(history["filesChanged"], json!(["src/flood.txt"]), "{history}");
+    assert!(daemon.logs().contains("stopped reading"), "the cut-off is logged");
+    drop(unread);
+}
