@@ -101,7 +101,7 @@ fn credentials_from_file_object(oauth: &Map<String, Value>) -> Result<OAuthCrede
     };
     let access_token = token("accessToken")?;
     let refresh_token = token("refreshToken")?;
-    if access_token.is_empty() || refresh_token.is_empty() {
+    if access_token.expose().trim().is_empty() || refresh_token.expose().trim().is_empty() {
         return Err(Unusable::EmptyTokens);
     }
     let expires_at = oauth

@@ -389,7 +389,7 @@ impl Inner {
                 return Ok(Outcome::ChangedUnderneath);
             }
             // rename(2) replaces the directory entry itself, even a symlink: it never writes elsewhere.
-            fs::rename(&temp, &self.file).map_err(CredentialsError::io("rename onto", &self.file))?;
+            fs::rename(&temp, &self.file).map_err(CredentialsError::write_io("rename onto", &self.file))?;
             Ok(Outcome::Written)
         });
         if !matches!(result, Ok(Outcome::Written)) {
@@ -406,21 +406,36 @@ impl Inner {
 }
 
 /// Creates `temp` exclusively (never through a planted file or symlink), mode 0600, synced.
+///
+/// The name holds this process's pid and a counter, and writes are serialized, so a file already there was left by
+/// a killed process that had the same pid (pids are reused, after a reboot too): it is removed and created again.
 fn write_temp(temp: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> Result<(), CredentialsError> {
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(temp)
-        .map_err(CredentialsError::io("create temporary file in", temp))?;
-    out.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(CredentialsError::io("set mode of", temp))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::fchown(&out, Some(uid), Some(gid)).map_err(CredentialsError::io("set owner of", temp))?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(temp)
+    };
+    let mut out = match create() {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            tracing::warn!(temp = %temp.display(), "removing a temporary file left by an earlier process");
+            // unlink(2) removes the entry itself, even a symlink.
+            fs::remove_file(temp).and_then(|()| create())
+        }
+        other => other,
     }
-    out.write_all(bytes).map_err(CredentialsError::io("write", temp))?;
-    out.sync_all().map_err(CredentialsError::io("sync", temp))
+    .map_err(CredentialsError::write_io("create temporary file in", temp))?;
+    out.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(CredentialsError::write_io("set mode of", temp))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&out, Some(uid), Some(gid))
+            .map_err(CredentialsError::write_io("set owner of", temp))?;
+    }
+    out.write_all(bytes)
+        .map_err(CredentialsError::write_io("write", temp))?;
+    out.sync_all().map_err(CredentialsError::write_io("sync", temp))
 }
 
 /// Creates the config directory with mode 0700 if it is missing.
@@ -429,20 +444,20 @@ fn ensure_private_dir(dir: &Path) -> Result<(), CredentialsError> {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
-        fs::create_dir_all(parent).map_err(CredentialsError::io("create directory", parent))?;
+        fs::create_dir_all(parent).map_err(CredentialsError::write_io("create directory", parent))?;
     }
     match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(CredentialsError::io("set mode of", dir))?;
+                .map_err(CredentialsError::write_io("set mode of", dir))?;
             if let Some((uid, gid)) = dir.parent().and_then(owner_for) {
                 std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                    .map_err(CredentialsError::io("set owner of", dir))?;
+                    .map_err(CredentialsError::write_io("set owner of", dir))?;
             }
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(CredentialsError::io("create directory", dir)(e)),
+        Err(e) => Err(CredentialsError::write_io("create directory", dir)(e)),
     }
 }
 

@@ -309,12 +309,15 @@ fn probe_host(host: &str) -> &str {
     }
 }
 
-/// The pid in `/tmp/.X<n>-lock` if that process is alive.
+/// The pid in `/tmp/.X<n>-lock` if that process is alive. A process we may not signal (EPERM: a root-owned X
+/// server seen from a daemon that is not root) is alive too; only ESRCH means dead.
 fn x_lock_holder(display: u32) -> Option<i32> {
     let text = std::fs::read_to_string(format!("/tmp/.X{display}-lock")).ok()?;
-    let pid: i32 = text.trim().parse().ok()?;
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    (alive && pid > 0).then_some(pid)
+    let pid: i32 = text.trim().parse().ok().filter(|&pid| pid > 0)?;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(pid),
+        Err(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -340,6 +343,82 @@ mod tests {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         drop(write);
         assert!(read_display_number(read).is_err());
+    }
+
+    /// Writes `/tmp/.X<n>-lock` for an unused display naming `pid` (X's format: `%10d\n`); removed on drop.
+    struct XLock(u32);
+
+    impl XLock {
+        fn naming(pid: u32) -> XLock {
+            let display = (0..1_000)
+                .map(|i| 40_000 + std::process::id() % 10_000 + i)
+                .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
+                .unwrap();
+            let path = format!("/tmp/.X{display}-lock");
+            std::fs::write(&path, format!("{pid:>10}\n")).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+            XLock(display)
+        }
+    }
+
+    impl Drop for XLock {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.0));
+        }
+    }
+
+    #[test]
+    fn an_x_lock_of_a_live_process_is_held_and_of_a_dead_one_is_not() {
+        let me = std::process::id();
+        let live = XLock::naming(me);
+        assert_eq!(x_lock_holder(live.0), Some(me as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = XLock::naming(dead);
+        assert_eq!(x_lock_holder(stale.0), None);
+        assert_eq!(x_lock_holder(stale.0 + 100_000), None, "no lock file");
+    }
+
+    /// An X server owned by another user answers `kill(pid, 0)` with EPERM: it is alive and holds its display.
+    /// Seen from an unprivileged copy of this test (run as `nobody`) against a lock naming this root process.
+    #[test]
+    fn an_x_lock_of_a_process_we_may_not_signal_is_held() {
+        use std::os::unix::process::CommandExt;
+        if let Ok(display) = std::env::var("ACP_BRIDGE_TEST_X_LOCK_DISPLAY") {
+            let holder: i32 = std::env::var("ACP_BRIDGE_TEST_X_LOCK_PID").unwrap().parse().unwrap();
+            let probe = nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder), None);
+            assert_eq!(probe, Err(nix::errno::Errno::EPERM), "the setup gives EPERM");
+            assert_eq!(x_lock_holder(display.parse().unwrap()), Some(holder));
+            return;
+        }
+        if !nix::unistd::geteuid().is_root() {
+            // Unprivileged already: pid 1 belongs to root.
+            let lock = XLock::naming(1);
+            assert_eq!(x_lock_holder(lock.0), Some(1));
+            return;
+        }
+        let me = std::process::id();
+        let lock = XLock::naming(me);
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "supervisor::services::tests::an_x_lock_of_a_process_we_may_not_signal_is_held",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env("ACP_BRIDGE_TEST_X_LOCK_DISPLAY", lock.0.to_string())
+            .env("ACP_BRIDGE_TEST_X_LOCK_PID", me.to_string())
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "as nobody: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains("1 passed"), "the unprivileged run ran the check: {text}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod credentials;
 mod e2e;
 mod events;
 mod fake_anthropic;
+mod faults;
 mod lifecycle;
 mod security;
 mod supervisor;
