@@ -73,6 +73,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             what: "the token file",
             source,
         })?;
+    credentials.remove_stale_temp_files();
     credentials::watcher::spawn(credentials.clone(), cancel.clone(), &tracker)
         .await
         .map_err(|source| AppError::Watch {

@@ -83,6 +83,39 @@ impl CredentialsStore {
         &self.inner.dir
     }
 
+    /// Removes the temporary files that daemons killed in the middle of a write left in the config directory
+    /// (`.credentials.json.<pid>.<n>.tmp` of a process that is gone). Called at start.
+    pub fn remove_stale_temp_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.inner.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(".credentials.json."))
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .and_then(|n| n.split('.').next())
+                .and_then(|pid| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let gone = pid != std::process::id() as i32
+                && pid > 0
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+            if gone {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = ?name, "removed a temporary credentials file left by a killed daemon")
+                    }
+                    Err(error) => {
+                        tracing::warn!(file = ?name, %error, "cannot remove a stale temporary credentials file")
+                    }
+                }
+            }
+        }
+    }
+
     /// A copy of what the daemon last saw (for `/health` and `/status`; no file access).
     pub fn known(&self) -> Known {
         self.inner.known.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -614,6 +647,24 @@ mod tests {
         let (_, on_disk) = document::parse_file(&std::fs::read(store.file()).unwrap()).unwrap();
         assert_eq!(on_disk.expires_at, 64);
         assert_eq!(store.known().expires_at, Some(64));
+    }
+
+    #[test]
+    fn temporary_files_of_dead_daemons_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialsStore::new(dir.path().to_path_buf(), EventBus::new());
+        // pid_max is at most 2^22: this pid cannot exist.
+        let dead = dir.path().join(".credentials.json.9999999.0.tmp");
+        let live = dir
+            .path()
+            .join(format!(".credentials.json.{}.3.tmp", std::process::id()));
+        let other = dir.path().join("notes.tmp");
+        for file in [&dead, &live, &other] {
+            std::fs::write(file, b"x").unwrap();
+        }
+        store.remove_stale_temp_files();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[tokio::test]

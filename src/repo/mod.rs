@@ -53,6 +53,8 @@ pub use sha::{ShaPrefix, parse_sha};
 
 /// The app's branch.
 pub const BRANCH: &str = "main";
+/// The first commit's message when the repository had to be re-created while the daemon ran.
+pub const RECREATED: &str = "Re-created the app repository (its .git folder had been removed)";
 const BRANCH_REF: &str = "refs/heads/main";
 const REDO_REF: &str = "refs/acp-bridge/redo";
 const KEPT_PREFIX: &str = "refs/acp-bridge/kept/";
@@ -125,38 +127,7 @@ impl Repo {
     /// process, no live process has them open (every write checks this first; a held lock is waited for a few
     /// seconds, then reported as [`RepoError::Locked`]).
     pub fn open_or_init(dir: &Path, author: Author) -> Result<Repo, RepoError> {
-        let git = match Repository::open(dir) {
-            Ok(git) => git,
-            Err(error) if error.code() == ErrorCode::NotFound => {
-                let mut options = RepositoryInitOptions::new();
-                options.initial_head(BRANCH).mkpath(true).external_template(false);
-                Repository::init_opts(dir, &options).map_err(RepoError::git("initialize the app repository"))?
-            }
-            Err(source) => {
-                return Err(RepoError::Git {
-                    op: "open the app repository",
-                    source,
-                });
-            }
-        };
-        let not_a_work_tree = || RepoError::NotAWorkTree { dir: dir.to_path_buf() };
-        let workdir = git.workdir().ok_or_else(not_a_work_tree)?;
-        let workdir = fs::canonicalize(workdir).map_err(RepoError::io("resolve the app folder"))?;
-        if fs::canonicalize(dir).map_err(RepoError::io("resolve the app folder"))? != workdir {
-            return Err(not_a_work_tree());
-        }
-        let git_dir = fs::canonicalize(git.path()).map_err(RepoError::io("resolve the git folder"))?;
-        let inner = Inner {
-            git,
-            author,
-            workdir,
-            git_dir,
-        };
-        inner.prepare()?;
-        if inner.branch_tip()?.is_none() {
-            let initial = inner.commit_worktree("Initial app")?;
-            tracing::info!(dir = %dir.display(), commit = ?initial, "initialized the app repository");
-        }
+        let inner = Inner::open_or_init(dir, author, "Initial app")?;
         Ok(Repo {
             inner: Mutex::new(inner),
         })
@@ -295,8 +266,24 @@ impl Repo {
         Ok(target.to_string())
     }
 
+    /// The repository, re-created first if its git folder was removed while the daemon runs: what the folder
+    /// holds then becomes the first commit of a new history (the old history is gone with the folder).
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if !inner.git_dir.join("HEAD").exists() {
+            let workdir = inner.workdir.clone();
+            match Inner::open_or_init(&workdir, inner.author.clone(), RECREATED) {
+                Ok(fresh) => {
+                    tracing::warn!(dir = %workdir.display(), "the app's .git folder was removed; re-created the repository");
+                    *inner = fresh;
+                }
+                // The operation that follows fails with its own clear error.
+                Err(error) => {
+                    tracing::error!(error = %crate::error_chain(&error), "the app's .git folder was removed and cannot be re-created")
+                }
+            }
+        }
+        inner
     }
 }
 
@@ -315,6 +302,43 @@ impl RedoLine {
 }
 
 impl Inner {
+    /// See [`Repo::open_or_init`]; `first` is the message of the first commit when there is none yet.
+    fn open_or_init(dir: &Path, author: Author, first: &str) -> Result<Inner, RepoError> {
+        let git = match Repository::open(dir) {
+            Ok(git) => git,
+            Err(error) if error.code() == ErrorCode::NotFound => {
+                let mut options = RepositoryInitOptions::new();
+                options.initial_head(BRANCH).mkpath(true).external_template(false);
+                Repository::init_opts(dir, &options).map_err(RepoError::git("initialize the app repository"))?
+            }
+            Err(source) => {
+                return Err(RepoError::Git {
+                    op: "open the app repository",
+                    source,
+                });
+            }
+        };
+        let not_a_work_tree = || RepoError::NotAWorkTree { dir: dir.to_path_buf() };
+        let workdir = git.workdir().ok_or_else(not_a_work_tree)?;
+        let workdir = fs::canonicalize(workdir).map_err(RepoError::io("resolve the app folder"))?;
+        if fs::canonicalize(dir).map_err(RepoError::io("resolve the app folder"))? != workdir {
+            return Err(not_a_work_tree());
+        }
+        let git_dir = fs::canonicalize(git.path()).map_err(RepoError::io("resolve the git folder"))?;
+        let inner = Inner {
+            git,
+            author,
+            workdir,
+            git_dir,
+        };
+        inner.prepare()?;
+        if inner.branch_tip()?.is_none() {
+            let initial = inner.commit_worktree(first)?;
+            tracing::info!(dir = %dir.display(), commit = ?initial, "initialized the app repository");
+        }
+        Ok(inner)
+    }
+
     /// Before a write: stale locks removed, the exclude file complete, HEAD on `main`.
     fn prepare(&self) -> Result<(), RepoError> {
         lock::clear_stale_locks(&self.git_dir)?;
