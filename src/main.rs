@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
     let config = Config::from_args(args);
     init_logging(config.log_format, &config.log_level);
+    // Before any thread exists: it sets a libgit2 global.
+    acp_bridge::repo::limit_object_cache();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -49,6 +49,8 @@ pub enum Unusable {
     BadField(&'static str),
     #[error("the access or refresh token is empty (signed out or a failed refresh)")]
     EmptyTokens,
+    #[error("the credentials path is not a regular file")]
+    NotAFile,
 }
 
 impl Unusable {

@@ -415,7 +415,8 @@ impl Inner {
         let result = write_temp(&temp, &bytes, owner_for(&self.dir)).and_then(|()| {
             let current = match read_bytes(&self.file) {
                 Ok(current) => Some(current),
-                Err(CredentialsError::NotFound) => None,
+                // As the decision saw it: no bytes (a FIFO or the like is replaced by the rename).
+                Err(CredentialsError::NotFound | CredentialsError::Unusable { .. }) => None,
                 Err(error) => return Err(error),
             };
             if current.as_deref() != expected {
@@ -503,14 +504,25 @@ fn owner_for(dir: &Path) -> Option<(u32, u32)> {
     (meta.uid() != 0).then_some((meta.uid(), meta.gid()))
 }
 
+/// Reads the credentials file. Whatever is at the path, this never blocks: a FIFO or a device is opened
+/// non-blocking and refused, like a directory, as [`Unusable::NotAFile`].
 fn read_bytes(file: &Path) -> Result<Vec<u8>, CredentialsError> {
-    let handle = match File::open(file) {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(file);
+    let handle = match opened {
         Ok(handle) => handle,
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
             return Err(CredentialsError::NotFound);
         }
         Err(e) => return Err(CredentialsError::io("open", file)(e)),
     };
+    if !handle.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Err(CredentialsError::Unusable {
+            reason: Unusable::NotAFile,
+        });
+    }
     let mut bytes = Vec::with_capacity(1024);
     handle
         .take(document::MAX_FILE_BYTES as u64 + 1)

@@ -119,6 +119,18 @@ struct Inner {
     git_dir: PathBuf,
 }
 
+/// How much of the objects it has read libgit2 keeps in memory, for all repositories (its default, 256 MiB, let a
+/// long-running daemon grow by about a kibibyte per turn for as long as it ran).
+pub const OBJECT_CACHE_BYTES: usize = 4 << 20;
+
+/// Caps libgit2's object cache at [`OBJECT_CACHE_BYTES`]. Call once, at start, before any thread is spawned.
+pub fn limit_object_cache() {
+    // SAFETY: libgit2 sets a global without synchronization; `main` calls this before the runtime's threads exist.
+    if let Err(error) = unsafe { git2::opts::set_cache_max_size(OBJECT_CACHE_BYTES as _) } {
+        tracing::warn!(%error, "cannot limit git's object cache");
+    }
+}
+
 impl Repo {
     /// Opens the repository whose work tree is `dir` (never a parent folder's repository). If `dir` is not a git
     /// repository, initializes it (branch `main`) and commits what is there as the first commit, `Initial app` (an

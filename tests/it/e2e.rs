@@ -82,6 +82,20 @@ impl EndToEnd {
     }
 }
 
+/// The next event named `name`; every event read on the way is kept in `published`.
+async fn next_kept(events: &mut EventStream, name: &str, published: &mut Vec<SseEvent>) -> SseEvent {
+    loop {
+        let event = events
+            .next(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no `{name}` event within 10 s"));
+        published.push(event.clone());
+        if event.event == name {
+            return event;
+        }
+    }
+}
+
 #[tokio::test]
 async fn oauth_turn_on_the_real_adapter_writes_a_file_answers_permission_and_rotates_tokens() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,8 +175,13 @@ async fn oauth_turn_on_the_real_adapter_writes_a_file_answers_permission_and_rot
         "the system prompt arrived"
     );
 
-    let rotated = events.next_named("credentials.rotated", Duration::from_secs(10)).await;
+    // Every event of the run is kept, for the leak check below.
+    let mut published = Vec::new();
+    let rotated = next_kept(&mut events, "credentials.rotated", &mut published).await;
     assert!(rotated.data["expiresAt"].as_u64().unwrap() > 1_000);
+    if !published.iter().any(|e| e.event == "turn.finished") {
+        next_kept(&mut events, "turn.finished", &mut published).await;
+    }
     let (last_access, last_refresh) = issued.last().unwrap().clone();
     let read: Value = e2e
         .daemon
@@ -174,14 +193,56 @@ async fn oauth_turn_on_the_real_adapter_writes_a_file_answers_permission_and_rot
     assert_eq!(read["accessToken"], last_access.as_str());
     assert_eq!(read["refreshToken"], last_refresh.as_str());
 
-    let logs = e2e.daemon.logs();
+    // No token, nor the bearer token, in the logs, the events, /health, /status or an error body.
+    let daemon = &e2e.daemon;
+    let mut places = vec![("the daemon's logs".to_owned(), daemon.logs())];
+    for event in &published {
+        places.push((format!("the {} event", event.event), event.data.to_string()));
+    }
+    let health = daemon.get_public("/health").await;
+    places.push(("/health".to_owned(), health.text().await.unwrap()));
+    let status = daemon.get("/status").await;
+    places.push(("/status".to_owned(), status.text().await.unwrap()));
+    let stale = daemon.post("/credentials/write", &document).await;
+    assert_eq!(
+        stale.status(),
+        409,
+        "the initial tokens are older than the rotated ones"
+    );
+    places.push(("a stale write".to_owned(), stale.text().await.unwrap()));
+    let mut invalid = document.clone();
+    invalid["claudeAiOauth"]["expiresAt"] = json!("whenever");
+    let invalid = daemon.post("/credentials/write", &invalid).await;
+    assert_eq!(invalid.status(), 400);
+    places.push(("an invalid write".to_owned(), invalid.text().await.unwrap()));
+    let unknown = daemon
+        .post("/session/no-such-session/prompt", &json!({"prompt": "hi"}))
+        .await;
+    assert_eq!(unknown.status(), 404);
+    places.push(("an unknown session".to_owned(), unknown.text().await.unwrap()));
+    let wrong = daemon
+        .client
+        .post(daemon.url("/credentials/read"))
+        .bearer_auth("wrong-bearer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    places.push(("a wrong bearer token".to_owned(), wrong.text().await.unwrap()));
+    assert!(
+        published.iter().any(|e| e.event == "turn.update"),
+        "the turn was on /events"
+    );
     for secret in [
         "sk-ant-oat01-initial-access",
         "sk-ant-ort01-initial-refresh",
         &last_access,
         &last_refresh,
+        &daemon.token,
     ] {
-        assert!(!logs.contains(secret), "a token leaked into the daemon's logs");
+        for (place, text) in &places {
+            assert!(!text.contains(secret), "a secret leaked into {place}");
+        }
     }
 }
 

@@ -13,5 +13,8 @@ mod events;
 mod fake_anthropic;
 mod faults;
 mod lifecycle;
+mod load;
+mod malformed;
+mod secrets;
 mod security;
 mod supervisor;
