@@ -51,14 +51,16 @@ pub fn watch_file(
             let wake = tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(event) = raw_rx.recv() => {
-                    let (touches_file, touches_armed) = match &event {
+                    let (touches_file, touches_armed, on_the_way) = match &event {
                         Ok(event) => (
                             event.need_rescan() || event.paths.iter().any(|p| p == &file),
                             event.paths.iter().any(|p| Some(p) == armed.as_ref()),
+                            // While an ancestor is watched, only a change to the next directory down matters.
+                            event.need_rescan() || event.paths.iter().any(|p| dir.starts_with(p)),
                         ),
-                        Err(_) => (true, true),
+                        Err(_) => (true, true, true),
                     };
-                    if armed.as_ref() != Some(&dir) || touches_armed {
+                    if touches_armed || (armed.as_ref() != Some(&dir) && on_the_way) {
                         armed = arm(&mut watcher, armed, &dir, touches_armed);
                         true
                     } else {
@@ -153,6 +155,15 @@ mod tests {
         let mut rx = watch_file(file.clone(), cancel.clone(), &tracker).unwrap();
         expect_signal(&mut rx).await;
         drain(&mut rx).await;
+        // While only the root exists, what else happens there is no reason to look.
+        std::fs::write(root.path().join("busy.log"), "x").unwrap();
+        std::fs::create_dir(root.path().join("other")).unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "activity beside the path must not wake"
+        );
         std::fs::create_dir_all(root.path().join("a/b")).unwrap();
         expect_signal(&mut rx).await;
         drain(&mut rx).await;
