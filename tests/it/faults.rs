@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use crate::helper::{
-    BROWSER, Daemon, EventStream, Options, SseEvent, app_copy, cli_document, fake_agent, free_display, free_port,
-    mode_of, rewrite_in_place, wait_for,
+    BROWSER, Daemon, EventStream, Options, SseEvent, alive, app_copy, cli_document, fake_agent, free_display,
+    free_port, git, mode_of, processes_of, rewrite_in_place, wait_for,
 };
 
 const TURN: Duration = Duration::from_secs(60);
@@ -83,16 +83,6 @@ async fn kill_hard(daemon: &mut Daemon) {
         Some(9),
         "{status:?}"
     );
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// `git fsck --full` passes and reports nothing but dangling objects (what a killed commit leaves is unreferenced,
@@ -471,10 +461,6 @@ async fn stale_index_and_branch_locks_are_recovered_at_start_and_the_next_turn_c
     assert_fsck_clean(&site.app());
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
-}
-
 /// Live processes whose command line satisfies `matches`.
 fn processes(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
     let mut found = Vec::new();
@@ -491,24 +477,6 @@ fn processes(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         if !args.is_empty() && matches(&args) && alive(pid) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Live processes started by the daemon with this pid (they carry `ACP_BRIDGE_PID=<pid>`).
-fn processes_of(daemon_pid: u32) -> Vec<u32> {
-    let mark = format!("ACP_BRIDGE_PID={daemon_pid}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ.split(|b| *b == 0).any(|var| var == mark.as_bytes()) && alive(pid) {
             found.push(pid);
         }
     }

@@ -458,3 +458,37 @@ pub fn fake_agent() -> PathBuf {
     );
     path
 }
+
+/// Runs `git -C dir args…`, asserts it succeeded, and returns its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// True while `pid` runs (a zombie, dead but not yet reaped, does not count).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// Pids of live processes started by the daemon with this pid (they carry `ACP_BRIDGE_PID=<pid>`).
+pub fn processes_of(daemon_pid: u32) -> Vec<u32> {
+    let mark = format!("ACP_BRIDGE_PID={daemon_pid}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|var| var == mark.as_bytes()) && alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}

@@ -1,24 +1,13 @@
 //! Every turn is a commit in the app folder; undo, redo and checkout move the app between commits.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helper::{Daemon, EventStream, Options, SseEvent, fake_agent};
+use crate::helper::{Daemon, EventStream, Options, SseEvent, fake_agent, git};
 
 const TURN: Duration = Duration::from_secs(20);
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
 
 struct App {
     daemon: Daemon,

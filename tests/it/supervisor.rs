@@ -1,12 +1,11 @@
 //! The supervised components, with the real Xvfb, Chromium and Vite (the app skeleton in `image/app`,
 //! its `node_modules` installed by `scripts/test`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helper::{BROWSER, Daemon, Options, app_copy, free_display, free_port, wait_for};
+use crate::helper::{BROWSER, Daemon, Options, alive, app_copy, free_display, free_port, processes_of, wait_for};
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -80,31 +79,6 @@ async fn wait_healthy(daemon: &Daemon) {
     .await;
 }
 
-fn alive(pid: u64) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
-
-/// Pids of live processes started by the daemon with this pid (they carry `ACP_BRIDGE_PID=<pid>`).
-fn processes_of(daemon_pid: u32) -> Vec<u32> {
-    let mark = format!("ACP_BRIDGE_PID={daemon_pid}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ.split(|b| *b == 0).any(|var| var == mark.as_bytes()) && alive(pid as u64) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 fn sigkill(pid: u64) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -124,7 +98,7 @@ async fn all_three_become_ready_health_turns_200_and_component_events_are_sent()
         let c = &status["components"][name];
         assert_eq!(c["state"], "ready", "{name}: {c}");
         assert_eq!(c["restarts"], 0);
-        assert!(alive(c["pid"].as_u64().unwrap()), "{name} runs");
+        assert!(alive(c["pid"].as_u64().unwrap() as u32), "{name} runs");
         assert!(c["sinceMs"].as_u64().is_some());
     }
     assert_eq!(status["components"]["agent"]["state"], "idle");
@@ -289,7 +263,7 @@ async fn a_component_that_never_becomes_ready_is_killed_at_its_deadline() {
     )
     .await;
     let starting = wait_state(&stack.daemon, "vite", "starting", Duration::from_secs(5)).await;
-    let pid = starting["pid"].as_u64().expect("a pid while starting");
+    let pid = starting["pid"].as_u64().expect("a pid while starting") as u32;
     let failed = wait_state(&stack.daemon, "vite", "backoff", Duration::from_secs(10)).await;
     assert!(
         failed["reason"].as_str().unwrap().contains("not ready within"),
@@ -413,7 +387,7 @@ async fn restart_endpoint_restarts_one_component() {
     })
     .await;
     assert_eq!(after["restarts"], 1);
-    assert!(!alive(before["pid"].as_u64().unwrap()), "the old Vite is gone");
+    assert!(!alive(before["pid"].as_u64().unwrap() as u32), "the old Vite is gone");
 }
 
 #[tokio::test]
@@ -461,7 +435,7 @@ async fn sigterm_stops_every_component_and_leaves_no_process_behind() {
         children.len() >= 3,
         "xvfb, chromium (several processes) and vite run: {children:?}"
     );
-    let vite_pid = component(&stack.daemon, "vite").await["pid"].as_u64().unwrap();
+    let vite_pid = component(&stack.daemon, "vite").await["pid"].as_u64().unwrap() as u32;
     stack.daemon.sigterm();
     let status = stack.daemon.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0));
