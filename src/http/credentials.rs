@@ -162,6 +162,7 @@ fn no_store(body: impl IntoResponse) -> Response {
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "The sandbox holds newer credentials; `currentExpiresAt` says how new", body = ProblemBody, content_type = "application/problem+json"),
               (status = 413, body = ProblemBody, content_type = "application/problem+json"),
+              (status = 408, description = "The body did not arrive within `--body-timeout`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 500, body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, the file kept changing (`credentials-busy`), or the disk is full or read-only (`credentials-unwritable`)", body = ProblemBody, content_type = "application/problem+json")))]

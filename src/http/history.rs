@@ -141,6 +141,7 @@ pub async fn redo(State(state): State<AppState>) -> Result<Json<Head>, Problem> 
               (status = 404, description = "Not a commit of the app's history", body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "A turn is running", body = ProblemBody, content_type = "application/problem+json"),
               (status = 413, description = "The body is over 1 MiB", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 408, description = "The body did not arrive within `--body-timeout`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 500, description = "A git error", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned, no repository, or the repository is locked", body = ProblemBody, content_type = "application/problem+json")))]

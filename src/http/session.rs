@@ -128,6 +128,7 @@ pub struct TurnAccepted {
               (status = 401, body = ProblemBody, content_type = "application/problem+json"),
               (status = 409, description = "A turn runs and the agent would have to restart", body = ProblemBody, content_type = "application/problem+json"),
               (status = 413, description = "The body is over 1 MiB", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 408, description = "The body did not arrive within `--body-timeout`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 500, description = "The credentials file could not be written", body = ProblemBody, content_type = "application/problem+json"),
               (status = 502, description = "The agent failed the handshake", body = ProblemBody, content_type = "application/problem+json"),
@@ -164,6 +165,7 @@ pub async fn create(
               (status = 409, description = "Another turn is running", body = ProblemBody, content_type = "application/problem+json"),
               (status = 410, description = "The session's agent process is gone", body = ProblemBody, content_type = "application/problem+json"),
               (status = 413, description = "The body is over 1 MiB", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 408, description = "The body did not arrive within `--body-timeout`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 503, description = "Not provisioned", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn prompt(
