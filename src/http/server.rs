@@ -5,7 +5,6 @@
 //! - on shutdown, in-flight requests finish (streams end on the app's shutdown token); dropping the
 //!   [`serve`] future closes every connection at once.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
@@ -63,7 +62,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let mut router = router.clone();
-            async move { Ok::<_, Infallible>(router.call(request.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
+            async move { router.call(request.map(Body::new)).await }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         connections.spawn(graceful.watch(connection));
