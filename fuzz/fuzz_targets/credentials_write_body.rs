@@ -34,7 +34,7 @@ fuzz_target!(|bytes: &[u8]| {
         Err(error) => {
             assert!(!error.message.is_empty());
             let known = match error.field.strip_prefix("claudeAiOauth.") {
-                Some("force") => wrapped,
+                Some("force") | Some(OAUTH_KEY) => wrapped,
                 Some(field) => wrapped && FIELDS.contains(&field),
                 None => {
                     ["body", "force", OAUTH_KEY].contains(&error.field.as_str())

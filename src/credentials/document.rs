@@ -156,6 +156,12 @@ pub fn parse_write_body(body: Value) -> Result<WriteRequest, FieldError> {
             "`force` belongs at the top level, next to `claudeAiOauth`",
         ));
     }
+    if !prefix.is_empty() && oauth.contains_key(OAUTH_KEY) {
+        return Err(field_error(
+            "claudeAiOauth.claudeAiOauth",
+            "`claudeAiOauth` cannot be nested in itself",
+        ));
+    }
 
     let mut token = |key: &str| match oauth.remove(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(Secret::new(s)),
@@ -420,6 +426,10 @@ mod tests {
             ),
             (json!({"claudeAiOauth":"x"}), "claudeAiOauth"),
             (json!({"claudeAiOauth":{"force":true}}), "claudeAiOauth.force"),
+            (
+                json!({"claudeAiOauth":{"claudeAiOauth":{},"accessToken":"a","refreshToken":"r","expiresAt":1,"scopes":["user:inference"]}}),
+                "claudeAiOauth.claudeAiOauth",
+            ),
             (
                 json!({"claudeAiOauth":{"accessToken":"a"}}),
                 "claudeAiOauth.refreshToken",
