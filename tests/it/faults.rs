@@ -143,12 +143,7 @@ async fn turn(daemon: &Daemon, session: &str, text: &str) -> SseEvent {
         .await;
     assert_eq!(response.status(), 200);
     let mut stream = EventStream::from_response(response);
-    loop {
-        let event = stream.next(TURN).await.expect("the turn ends");
-        if event.event == "done" || event.event == "error" {
-            return event;
-        }
-    }
+    stream.final_event(TURN).await.expect("the turn ends")
 }
 
 fn commit_of(event: &SseEvent) -> Option<String> {
@@ -358,14 +353,7 @@ async fn sigkill_during_a_turn_commit_keeps_the_repo_sound_and_every_acknowledge
                 false
             })
         };
-        let mut stream = EventStream::from_response(response);
-        let mut done = None;
-        while let Some(event) = stream.next(TURN).await {
-            if event.event == "done" || event.event == "error" {
-                done = Some(event);
-                break;
-            }
-        }
+        let done = EventStream::from_response(response).final_event(TURN).await;
         stop.store(true, Ordering::Relaxed);
         let killed = watcher.await.unwrap();
         if let Some(sha) = done.as_ref().and_then(commit_of) {

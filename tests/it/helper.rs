@@ -308,6 +308,17 @@ impl EventStream {
         }
     }
 
+    /// A prompt stream's final event (`done` or `error`), skipping the rest; `None` if the stream ends first or
+    /// `timeout` passes between two events.
+    pub async fn final_event(&mut self, timeout: Duration) -> Option<SseEvent> {
+        loop {
+            let event = self.next(timeout).await?;
+            if event.event == "done" || event.event == "error" {
+                return Some(event);
+            }
+        }
+    }
+
     /// The next event named `name`, skipping others.
     pub async fn next_named(&mut self, name: &str, timeout: Duration) -> SseEvent {
         let deadline = Instant::now() + timeout;

@@ -53,13 +53,10 @@ impl App {
             .post(&format!("/session/{}/prompt", self.session), &json!({"prompt": text}))
             .await;
         assert_eq!(response.status(), 200);
-        let mut stream = EventStream::from_response(response);
-        loop {
-            let event = stream.next(TURN).await.expect("the turn ends");
-            if event.event == "done" || event.event == "error" {
-                return event;
-            }
-        }
+        EventStream::from_response(response)
+            .final_event(TURN)
+            .await
+            .expect("the turn ends")
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
