@@ -528,9 +528,9 @@ async fn garbage_from_the_agent_is_logged_and_ignored() {
     let events = bridge.turn(&session, "garbage").await;
     assert_eq!(events.last().unwrap().event, "done");
     assert_eq!(texts(&events), ["Hello", " world", " (late)"]);
-    let logs = bridge.daemon.logs();
-    assert!(logs.contains("not a JSON object"), "non-JSON line logged");
-    assert!(logs.contains("unknown request id"), "response to an unknown id logged");
+    let logged = Duration::from_secs(5);
+    bridge.daemon.wait_for_log("not a JSON object", logged).await;
+    bridge.daemon.wait_for_log("unknown request id", logged).await;
 }
 
 #[tokio::test]
@@ -650,7 +650,10 @@ async fn a_silent_agent_is_cut_by_the_idle_limit_but_a_talkative_one_never_is() 
     let cancels = bridge.received("session/cancel");
     assert_eq!(cancels.len(), 2, "one cancel by the client, one for idling");
     assert_eq!(bridge.agent_state().await["state"], "idle");
-    assert!(bridge.daemon.logs().contains("silent too long"));
+    bridge
+        .daemon
+        .wait_for_log("silent too long", Duration::from_secs(5))
+        .await;
     // The daemon goes on: a new session, a new turn.
     let session = bridge.api_key_session().await;
     let events = bridge.turn(&session, "hello").await;

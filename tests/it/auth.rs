@@ -190,7 +190,9 @@ async fn token_file_readable_by_others_is_refused_with_a_clear_log() {
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
-    assert!(daemon.logs().contains("readable or writable by other users"));
+    daemon
+        .wait_for_log("readable or writable by other users", Duration::from_secs(5))
+        .await;
 
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let client = daemon.client.clone();
@@ -211,5 +213,5 @@ async fn insecure_no_auth_opens_everything_and_warns() {
     .await;
     let response = daemon.client.get(daemon.url("/status")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(daemon.logs().contains("insecure-no-auth"));
+    daemon.wait_for_log("insecure-no-auth", Duration::from_secs(5)).await;
 }

@@ -685,10 +685,9 @@ async fn a_deleted_git_dir_is_re_created_at_once_and_every_turn_after_it_commits
     );
     assert_eq!(commits[0]["filesChanged"], json!(["a.txt", "index.html"]));
     assert_eq!(history["dirty"], false);
-    assert!(
-        daemon.logs().contains("re-created the repository"),
-        "the re-creation is logged"
-    );
+    daemon
+        .wait_for_log("re-created the repository", Duration::from_secs(5))
+        .await;
 
     // Turns commit as before, on top of it.
     let done = turn(&daemon, &session, "two write:orphan.txt=1").await;

@@ -71,6 +71,8 @@ pub struct Daemon {
     _home: tempfile::TempDir,
     pub config_dir: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Set once the daemon's stderr reached end of file: every line it wrote is in `logs`.
+    logs_ended: Arc<std::sync::atomic::AtomicBool>,
     pub client: reqwest::Client,
     pub token: String,
 }
@@ -127,6 +129,8 @@ impl Daemon {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let sink = logs.clone();
+        let logs_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = logs_ended.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(entry) = serde_json::from_str::<Value>(&line) {
@@ -136,6 +140,7 @@ impl Daemon {
                 }
                 sink.lock().unwrap().push(line);
             }
+            ended.store(true, std::sync::atomic::Ordering::Release);
         });
         let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(20)))
             .await
@@ -147,6 +152,7 @@ impl Daemon {
             _home: home,
             config_dir,
             logs,
+            logs_ended,
             client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
             token: TOKEN.to_owned(),
         }
@@ -162,6 +168,13 @@ impl Daemon {
 
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a log line contains `needle`: the log is read on another thread, so a line the daemon wrote
+    /// before answering a request may not have been read yet when the answer arrives.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let what = format!("a log line containing {needle:?}");
+        wait_for(&what, timeout, || async { self.logs().contains(needle).then_some(()) }).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -242,6 +255,12 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader catch up with what the daemon wrote before it exited, so that checks on `logs()`
+                // after the exit see all of it. A child that kept the pipe open would keep it from ending.
+                let drained = Instant::now() + Duration::from_secs(5);
+                while !self.logs_ended.load(std::sync::atomic::Ordering::Acquire) && Instant::now() < drained {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 return status;
             }
             assert!(Instant::now() < deadline, "daemon still running after {timeout:?}");
