@@ -18,7 +18,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(acp_bridge::app::run(config, shutdown_signal())) {
+    // Installed before the daemon binds its port: a SIGTERM that arrives as soon as it serves must stop it
+    // cleanly, not kill it with the default action.
+    let shutdown = {
+        let _context = runtime.enter();
+        shutdown_signal()
+    };
+    match runtime.block_on(acp_bridge::app::run(config, shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %error, cause = std::error::Error::source(&error).map(ToString::to_string), "acp-bridge failed");
@@ -38,15 +44,19 @@ fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (it needs the runtime's context); the future resolves on the
+/// first of them.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; the daemon stops only when killed");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers; the daemon stops only when killed");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

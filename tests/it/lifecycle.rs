@@ -19,6 +19,20 @@ async fn sigterm_exits_0_and_ends_open_event_streams() {
     assert!(daemon.logs().contains("stopped"));
 }
 
+/// The signal handlers are in place before the port is bound: a SIGTERM sent as soon as the daemon says it listens
+/// stops it cleanly (exit 0, its shutdown logged) rather than killing it with the default action. Repeated, since the
+/// window it guards against was a few microseconds wide.
+#[tokio::test]
+async fn sigterm_right_after_listening_still_shuts_down_cleanly() {
+    for round in 0..20 {
+        let mut daemon = Daemon::start().await;
+        daemon.sigterm();
+        let status = daemon.wait_exit(Duration::from_secs(10)).await;
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
+        assert!(daemon.logs().contains("\"stopped\""), "round {round}");
+    }
+}
+
 #[tokio::test]
 async fn version_flag_prints_the_crate_version() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_acp-bridge"))
