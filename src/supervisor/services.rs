@@ -106,12 +106,16 @@ impl Service {
 
     pub fn preflight(&self) -> Result<(), Preflight> {
         match self {
-            Service::Xvfb(x) => match x_lock_holder(x.display) {
-                Some(pid) => Err(Preflight::Retry(format!(
+            Service::Xvfb(x) => match x_lock(x.display) {
+                XLock::Held(pid) => Err(Preflight::Retry(format!(
                     "display :{} is held by another X server (pid {pid})",
                     x.display
                 ))),
-                None => Ok(()),
+                XLock::Stale { pid, reused_by } => {
+                    remove_stale_x_lock(x.display, pid, reused_by.as_deref());
+                    Ok(())
+                }
+                XLock::Free => Ok(()),
             },
             Service::Chromium(c) => {
                 if !probe::port_is_free("127.0.0.1", c.port) {
@@ -309,15 +313,68 @@ fn probe_host(host: &str) -> &str {
     }
 }
 
-/// The pid in `/tmp/.X<n>-lock` if that process is alive. A process we may not signal (EPERM: a root-owned X
-/// server seen from a daemon that is not root) is alive too; only ESRCH means dead.
-fn x_lock_holder(display: u32) -> Option<i32> {
-    let text = std::fs::read_to_string(format!("/tmp/.X{display}-lock")).ok()?;
-    let pid: i32 = text.trim().parse().ok().filter(|&pid| pid > 0)?;
+/// What `/tmp/.X<n>-lock` says about display `n`.
+#[derive(Debug, PartialEq, Eq)]
+enum XLock {
+    /// No lock file, or one without a pid in it.
+    Free,
+    /// The named process is alive and is an X server. A process we may not signal (EPERM: a root-owned X server
+    /// seen from a daemon that is not root) is alive too; only ESRCH means dead.
+    Held(i32),
+    /// The named process is dead, or alive but not an X server: the lock outlived its server and the pid was
+    /// reused, which is what a lock left in a persistent `/tmp` names after a reboot (boot-time pids repeat).
+    Stale { pid: i32, reused_by: Option<String> },
+}
+
+fn x_lock_path(display: u32) -> String {
+    format!("/tmp/.X{display}-lock")
+}
+
+fn x_lock(display: u32) -> XLock {
+    let Ok(text) = std::fs::read_to_string(x_lock_path(display)) else {
+        return XLock::Free;
+    };
+    let Some(pid) = text.trim().parse().ok().filter(|&pid: &i32| pid > 0) else {
+        return XLock::Free;
+    };
+    let dead = XLock::Stale { pid, reused_by: None };
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(pid),
-        Err(_) => None,
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(_) => return dead,
     }
+    // Anyone may read another process's `comm`; it is gone only if the process is.
+    let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+        return dead;
+    };
+    let name = name.trim_end();
+    if is_x_server(name) {
+        XLock::Held(pid)
+    } else {
+        XLock::Stale {
+            pid,
+            reused_by: Some(name.to_owned()),
+        }
+    }
+}
+
+/// Removes a stale lock, so that X clients and the next check see the display free. Xvfb started with
+/// `-displayfd` neither needs this nor writes a lock of its own; a lock owned by another user (in the sticky
+/// `/tmp`) stays, which is harmless.
+fn remove_stale_x_lock(display: u32, pid: i32, reused_by: Option<&str>) {
+    let removed = std::fs::remove_file(x_lock_path(display));
+    let number = display;
+    tracing::info!(
+        display = number,
+        pid,
+        reused_by,
+        removed = removed.is_ok(),
+        "stale X lock: its X server is gone"
+    );
+}
+
+/// X servers are named X-something: Xvfb, Xorg, X, Xwayland, Xvnc, Xtigervnc, Xephyr, Xnest.
+fn is_x_server(name: &str) -> bool {
+    name.starts_with('X')
 }
 
 #[cfg(test)]
@@ -346,10 +403,10 @@ mod tests {
     }
 
     /// Writes `/tmp/.X<n>-lock` for an unused display naming `pid` (X's format: `%10d\n`); removed on drop.
-    struct XLock(u32);
+    struct PlantedXLock(u32);
 
-    impl XLock {
-        fn naming(pid: u32) -> XLock {
+    impl PlantedXLock {
+        fn naming(pid: u32) -> PlantedXLock {
             let display = (0..1_000)
                 .map(|i| 40_000 + std::process::id() % 10_000 + i)
                 .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
@@ -357,31 +414,94 @@ mod tests {
             let path = format!("/tmp/.X{display}-lock");
             std::fs::write(&path, format!("{pid:>10}\n")).unwrap();
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
-            XLock(display)
+            PlantedXLock(display)
         }
     }
 
-    impl Drop for XLock {
+    impl Drop for PlantedXLock {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.0));
         }
     }
 
+    /// A live process whose name is `name` (a copy of `sleep`); killed on drop.
+    struct Named {
+        child: std::process::Child,
+        /// Holds the program; removed after the child is gone.
+        _program_dir: tempfile::TempDir,
+    }
+
+    impl Named {
+        fn start(name: &str) -> Named {
+            let dir = tempfile::tempdir().unwrap();
+            let program = dir.path().join(name);
+            std::fs::copy("/bin/sleep", &program).unwrap();
+            let child = std::process::Command::new(&program).arg("60").spawn().unwrap();
+            // `comm` is set by exec: wait until the child has become the copy.
+            let comm = format!("/proc/{}/comm", child.id());
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::fs::read_to_string(&comm).unwrap_or_default().trim_end() != name {
+                assert!(std::time::Instant::now() < deadline, "{name} did not start");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Named {
+                child,
+                _program_dir: dir,
+            }
+        }
+
+        fn pid(&self) -> u32 {
+            self.child.id()
+        }
+    }
+
+    impl Drop for Named {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
     #[test]
-    fn an_x_lock_of_a_live_process_is_held_and_of_a_dead_one_is_not() {
-        let me = std::process::id();
-        let live = XLock::naming(me);
-        assert_eq!(x_lock_holder(live.0), Some(me as i32));
+    fn an_x_lock_of_a_live_x_server_is_held_and_of_a_dead_one_is_not() {
+        let server = Named::start("Xvfb");
+        let live = PlantedXLock::naming(server.pid());
+        assert_eq!(x_lock(live.0), XLock::Held(server.pid() as i32));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        let stale = XLock::naming(dead);
-        assert_eq!(x_lock_holder(stale.0), None);
-        assert_eq!(x_lock_holder(stale.0 + 100_000), None, "no lock file");
+        let stale = PlantedXLock::naming(dead);
+        assert_eq!(
+            x_lock(stale.0),
+            XLock::Stale {
+                pid: dead as i32,
+                reused_by: None
+            }
+        );
+        assert_eq!(x_lock(stale.0 + 100_000), XLock::Free, "no lock file");
+    }
+
+    #[test]
+    fn an_x_lock_naming_a_reused_pid_of_another_program_is_stale() {
+        let other = Named::start("sshd");
+        let reused = PlantedXLock::naming(other.pid());
+        assert_eq!(
+            x_lock(reused.0),
+            XLock::Stale {
+                pid: other.pid() as i32,
+                reused_by: Some("sshd".to_owned())
+            }
+        );
+        for name in ["Xvfb", "Xorg", "X", "Xwayland", "Xtigervnc"] {
+            assert!(is_x_server(name), "{name}");
+        }
+        for name in ["sleep", "systemd", "xterm", "node", ""] {
+            assert!(!is_x_server(name), "{name:?}");
+        }
     }
 
     /// An X server owned by another user answers `kill(pid, 0)` with EPERM: it is alive and holds its display.
-    /// Seen from an unprivileged copy of this test (run as `nobody`) against a lock naming this root process.
+    /// Seen from an unprivileged copy of this test (run as `nobody`) against a lock naming a root process.
     #[test]
     fn an_x_lock_of_a_process_we_may_not_signal_is_held() {
         use std::os::unix::process::CommandExt;
@@ -389,17 +509,16 @@ mod tests {
             let holder: i32 = std::env::var("ACP_BRIDGE_TEST_X_LOCK_PID").unwrap().parse().unwrap();
             let probe = nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder), None);
             assert_eq!(probe, Err(nix::errno::Errno::EPERM), "the setup gives EPERM");
-            assert_eq!(x_lock_holder(display.parse().unwrap()), Some(holder));
+            assert_eq!(x_lock(display.parse().unwrap()), XLock::Held(holder));
             return;
         }
-        if !nix::unistd::geteuid().is_root() {
-            // Unprivileged already: pid 1 belongs to root.
-            let lock = XLock::naming(1);
-            assert_eq!(x_lock_holder(lock.0), Some(1));
-            return;
-        }
-        let me = std::process::id();
-        let lock = XLock::naming(me);
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "run as root: the check needs an X server owned by another user"
+        );
+        let server = Named::start("Xvfb");
+        let me = server.pid();
+        let lock = PlantedXLock::naming(me);
         let output = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
