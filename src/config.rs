@@ -186,6 +186,10 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body once its head has arrived (else 408).
     #[arg(long, env = "ACP_BRIDGE_BODY_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
     pub body_timeout: Duration,
+
+    /// Connections served at once; past this many, new ones wait in the listen queue until one closes.
+    #[arg(long, env = "ACP_BRIDGE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 /// How requests are authenticated.
@@ -301,6 +305,7 @@ impl Config {
             http_limits: crate::http::server::Limits {
                 head_timeout: args.head_timeout.max(Duration::from_millis(1)),
                 body_timeout: args.body_timeout.max(Duration::from_millis(1)),
+                max_connections: args.max_connections as usize,
             },
         }
     }

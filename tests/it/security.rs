@@ -174,6 +174,59 @@ async fn a_body_that_never_arrives_is_408_and_nothing_is_written() {
     assert!(!daemon.credentials_file().exists(), "nothing was written");
 }
 
+/// Reads from `stream` until a whole response head has arrived; `None` if none did within `within`.
+async fn response_head(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut answer = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn past_the_connection_limit_new_connections_wait_until_one_closes() {
+    let daemon = Daemon::start_with(Options {
+        args: vec!["--max-connections".into(), "2".into()],
+        ..Options::default()
+    })
+    .await;
+    let addr = daemon.base.trim_start_matches("http://").to_owned();
+    let request = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let head = response_head(&mut stream, Duration::from_secs(5)).await;
+        assert!(head.unwrap_or_default().starts_with("HTTP/1.1 200"));
+        open.push(stream); // kept alive, holding its slot
+    }
+
+    // The third connection is queued by the kernel, not served.
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    assert_eq!(
+        response_head(&mut third, Duration::from_secs(1)).await,
+        None,
+        "served past the limit"
+    );
+    daemon
+        .wait_for_log("connection limit reached", Duration::from_secs(5))
+        .await;
+
+    // One closes: the queued connection is served at once.
+    drop(open.pop());
+    let head = response_head(&mut third, Duration::from_secs(5)).await;
+    assert!(
+        head.as_deref().unwrap_or_default().starts_with("HTTP/1.1 200"),
+        "{head:?}"
+    );
+}
+
 #[tokio::test]
 async fn event_subscribers_are_capped_with_a_clear_503_and_a_freed_slot_is_reusable() {
     let daemon = Daemon::start().await;
