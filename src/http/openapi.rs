@@ -33,7 +33,22 @@ pub struct Document(Arc<String>);
 impl Document {
     pub fn new(mut api: utoipa::openapi::OpenApi) -> Self {
         api.info.version = env!("CARGO_PKG_VERSION").to_owned();
-        Self(Arc::new(api.to_json().unwrap_or_else(|_| "{}".to_owned())))
+        let mut document = serde_json::to_value(&api).unwrap_or_default();
+        add_json_schema_keywords(&mut document);
+        Self(Arc::new(document.to_string()))
+    }
+}
+
+/// JSON Schema 2020-12 keywords that OpenAPI 3.1 allows but utoipa cannot express.
+fn add_json_schema_keywords(document: &mut serde_json::Value) {
+    // A write's `scopes` must contain `user:inference` anywhere in the array (`prefixItems` would pin its place).
+    if let Some(scopes) = document.pointer_mut("/components/schemas/CredentialsFields/properties/scopes")
+        && let Some(scopes) = scopes.as_object_mut()
+    {
+        scopes.insert(
+            "contains".to_owned(),
+            serde_json::json!({ "const": crate::credentials::document::REQUIRED_SCOPE }),
+        );
     }
 }
 

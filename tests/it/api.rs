@@ -1,4 +1,4 @@
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helper::{Auth, Daemon, Options};
 
@@ -48,6 +48,25 @@ async fn openapi_document_is_3_1_and_lists_every_endpoint() {
     let mut expected: Vec<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     expected.sort();
     assert_eq!(listed, expected);
+}
+
+/// The write body's `scopes` must contain `user:inference` anywhere: the schema says so with `contains` (which utoipa
+/// cannot express and the document adds), and the API agrees on both sides of it.
+#[tokio::test]
+async fn the_write_schema_states_the_required_scope_and_the_api_agrees() {
+    let daemon = Daemon::start().await;
+    let document = openapi(&daemon).await;
+    let scopes = &document["components"]["schemas"]["CredentialsFields"]["properties"]["scopes"];
+    assert_eq!(scopes["contains"], json!({"const": "user:inference"}), "{scopes}");
+
+    let body = |scopes: Value| json!({"accessToken": "a", "refreshToken": "r", "expiresAt": 5, "scopes": scopes});
+    let (status, problem) = daemon.write_credentials(&body(json!(["user:profile"]))).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "scopes", "{problem}");
+    let (status, written) = daemon
+        .write_credentials(&body(json!(["user:profile", "user:inference"])))
+        .await;
+    assert_eq!(status, 200, "{written}");
 }
 
 #[tokio::test]
