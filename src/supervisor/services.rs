@@ -362,6 +362,7 @@ fn x_lock(display: u32) -> XLock {
 /// `/tmp`) stays, which is harmless.
 fn remove_stale_x_lock(display: u32, pid: i32, reused_by: Option<&str>) {
     let removed = std::fs::remove_file(x_lock_path(display));
+    // Renamed: inside tracing's macros, `display` names tracing's own `display` function.
     let number = display;
     tracing::info!(
         display = number,
