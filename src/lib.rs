@@ -12,6 +12,7 @@
 //! - [`repo`]: the app folder as a git repository — turn commits, history, undo, redo, checkout.
 //! - [`history`]: the app's history as the daemon uses it — gated with turns, off the runtime, with events.
 //! - [`fswatch`]: watching a file whose directory may not exist yet.
+//! - [`json_depth`]: telling JSON nested too deeply apart from malformed JSON.
 //! - [`supervisor`]: Xvfb, Chromium and Vite — start, readiness, restart with backoff, logs, screenshot.
 //! - [`secret`]: a type for values that must never be printed.
 //! - [`systemd`]: `READY=1` and the watchdog.
@@ -26,6 +27,7 @@ pub mod events;
 pub mod fswatch;
 pub mod history;
 pub mod http;
+pub mod json_depth;
 pub mod repo;
 pub mod secret;
 pub mod supervisor;

@@ -39,6 +39,8 @@ pub enum Unusable {
     Empty,
     #[error("the credentials file is not valid JSON")]
     NotJson,
+    #[error("the credentials document nests deeper than {} levels", crate::json_depth::MAX_DEPTH)]
+    TooDeep,
     #[error("the credentials file is larger than {MAX_FILE_BYTES} bytes")]
     TooLarge,
     #[error("the credentials document is not a JSON object")]
@@ -84,7 +86,13 @@ pub fn parse_file(bytes: &[u8]) -> Result<(Map<String, Value>, OAuthCredentials)
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Unusable::Empty);
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|_| Unusable::NotJson)?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
+        if crate::json_depth::exceeded(&error) {
+            Unusable::TooDeep
+        } else {
+            Unusable::NotJson
+        }
+    })?;
     let Value::Object(top) = value else {
         return Err(Unusable::NotObject);
     };
@@ -348,7 +356,10 @@ mod tests {
             parse_file(&vec![b' '; MAX_FILE_BYTES + 1]).unwrap_err(),
             Unusable::TooLarge
         );
+        let deep = format!(r#"{{"claudeAiOauth":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert_eq!(parse_file(deep.as_bytes()).unwrap_err(), Unusable::TooDeep);
         assert!(Unusable::NotJson.may_be_torn() && !Unusable::EmptyTokens.may_be_torn());
+        assert!(!Unusable::TooDeep.may_be_torn(), "a torn file is never too deep");
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         let inner = error.into_inner();
         let message = inner.to_string();
         let (field, detail) = match inner.classify() {
+            serde_json::error::Category::Syntax if crate::json_depth::exceeded(&inner) => (
+                "body".to_owned(),
+                format!("JSON nested deeper than {} levels", crate::json_depth::MAX_DEPTH),
+            ),
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => (
                 "body".to_owned(),
                 format!("malformed JSON at line {} column {}", inner.line(), inner.column()),
@@ -177,5 +181,17 @@ mod tests {
     fn malformed_json_is_a_400() {
         let problem = parse::<Body>(b"{\"sha\":").unwrap_err();
         assert_eq!(problem.status(), StatusCode::BAD_REQUEST);
+        let body = futures_body(axum::response::IntoResponse::into_response(problem));
+        assert!(body["detail"].as_str().unwrap().starts_with("malformed JSON at line 1"));
+    }
+
+    #[test]
+    fn json_nested_too_deeply_is_a_400_saying_so() {
+        let deep = format!(r#"{{"sha":"x","inner":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        let problem = parse::<serde_json::Value>(deep.as_bytes()).unwrap_err();
+        let body = futures_body(axum::response::IntoResponse::into_response(problem));
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["field"], "body");
+        assert_eq!(body["detail"], "JSON nested deeper than 127 levels");
     }
 }
