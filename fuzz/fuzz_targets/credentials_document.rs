@@ -1,8 +1,8 @@
 //! `parse_file` on any bytes, as the store reads `.credentials.json`.
 //!
 //! Properties:
-//! - it never panics, and every rejection is the class the bytes call for (too large, blank, not JSON, not an
-//!   object, no `claudeAiOauth` object, a field of the wrong type, a missing or blank token);
+//! - it never panics, and every rejection is the class the bytes call for (too large, blank, not JSON, nested too
+//!   deeply, not an object, no `claudeAiOauth` object, a field of the wrong type, a missing or blank token);
 //! - what it accepts has non-blank tokens and a positive `expiresAt`, read from the document itself;
 //! - writing the same credentials over the document (`merge_into`) keeps every other key, reads back as the same
 //!   credentials, and writing them again changes nothing.
@@ -33,6 +33,7 @@ fn check_rejection(bytes: &[u8], unusable: Unusable) {
         Some(Unusable::Empty)
     } else {
         match serde_json::from_slice::<Value>(bytes) {
+            Err(error) if acp_bridge::json_depth::exceeded(&error) => Some(Unusable::TooDeep),
             Err(_) => Some(Unusable::NotJson),
             Ok(Value::Object(top)) => match top.get(OAUTH_KEY) {
                 Some(Value::Object(oauth)) => {
