@@ -102,5 +102,15 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(axum::Extension(document))
+        // The port is reachable from browsers too (E2B's public URL): no answer may be sniffed into HTML or script,
+        // and none is stored by a cache unless it says otherwise (the event streams say `no-cache`).
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ))
         .with_state(state)
 }

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helper::{Auth, Daemon, Options};
+use crate::helper::{Auth, Daemon, Options, cli_document};
 
 pub(crate) async fn openapi(daemon: &Daemon) -> Value {
     let response = daemon.get_public("/openapi.json").await;
@@ -67,6 +67,36 @@ async fn the_write_schema_states_the_required_scope_and_the_api_agrees() {
         .write_credentials(&body(json!(["user:profile", "user:inference"])))
         .await;
     assert_eq!(status, 200, "{written}");
+}
+
+/// docs/api.md, "Caching": what may be stored by a cache, and what must not.
+#[tokio::test]
+async fn cache_control_is_as_documented() {
+    let daemon = Daemon::start().await;
+    let cache_control = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let written = daemon
+        .post("/credentials/write", &cli_document("a1", "r1", 5_000))
+        .await;
+    assert_eq!(written.status(), 200);
+    for (what, response) in [
+        ("write", written),
+        ("openapi", daemon.get_public("/openapi.json").await),
+        ("undo", daemon.post("/history/undo", &json!({})).await),
+        ("health", daemon.get_public("/health").await),
+        ("status", daemon.get("/status").await),
+        ("read", daemon.post("/credentials/read", &json!({})).await),
+        ("history", daemon.get("/history").await),
+        ("a problem", daemon.get("/nope").await),
+    ] {
+        assert_eq!(cache_control(&response).as_deref(), Some("no-store"), "{what}");
+    }
+    let events = daemon.get("/events").await;
+    assert_eq!(cache_control(&events).as_deref(), Some("no-cache"), "events");
 }
 
 #[tokio::test]

@@ -18,7 +18,14 @@ fn concrete(path: &str) -> String {
         .join("/")
 }
 
+/// The status, content type and JSON body of an answer, which must forbid MIME sniffing like every answer does.
 async fn status_and_body(response: reqwest::Response) -> (u16, String, Value) {
+    assert_eq!(
+        response.headers().get("x-content-type-options").map(|v| v.as_bytes()),
+        Some(&b"nosniff"[..]),
+        "{}",
+        response.url()
+    );
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -47,6 +54,7 @@ async fn every_protected_route_refuses_a_missing_or_wrong_token_alike_and_is_503
                 .await
                 .unwrap();
             assert_eq!(response.status(), 200, "{method} {path} is public");
+            assert_eq!(response.headers()["x-content-type-options"], "nosniff");
             continue;
         }
         let mut bodies = Vec::new();
