@@ -27,8 +27,8 @@ pub enum CredentialsError {
         #[source]
         source: std::io::Error,
     },
-    /// A write the config directory did not take: its file system is full or read-only, or writing there is not
-    /// permitted. The credentials file was not replaced.
+    /// A write the config directory did not take: its file system is full, read-only or failing, or writing there
+    /// is not permitted. The credentials file was not replaced.
     #[error("cannot {op} {}: {fault}", .path.display())]
     Unwritable {
         op: &'static str,
@@ -107,6 +107,8 @@ pub enum WriteFault {
     ReadOnly,
     #[error("writing there is not permitted")]
     NotPermitted,
+    #[error("the disk reported an I/O error")]
+    DeviceError,
 }
 
 impl WriteFault {
@@ -116,6 +118,7 @@ impl WriteFault {
             ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(Self::NoSpace),
             ErrorKind::ReadOnlyFilesystem => Some(Self::ReadOnly),
             ErrorKind::PermissionDenied => Some(Self::NotPermitted),
+            _ if error.raw_os_error() == Some(nix::libc::EIO) => Some(Self::DeviceError),
             _ => None,
         }
     }
@@ -170,14 +173,16 @@ mod tests {
     use std::io::Error;
 
     #[test]
-    fn a_full_read_only_or_forbidden_directory_is_unwritable_and_other_failures_stay_internal() {
+    fn a_full_read_only_failing_or_forbidden_directory_is_unwritable_and_other_failures_stay_internal() {
         let kinds = [
             (nix::libc::ENOSPC, Some(WriteFault::NoSpace)),
             (nix::libc::EDQUOT, Some(WriteFault::NoSpace)),
             (nix::libc::EROFS, Some(WriteFault::ReadOnly)),
             (nix::libc::EPERM, Some(WriteFault::NotPermitted)),
             (nix::libc::EACCES, Some(WriteFault::NotPermitted)),
-            (nix::libc::EIO, None),
+            (nix::libc::EIO, Some(WriteFault::DeviceError)),
+            (nix::libc::EINVAL, None),
+            (nix::libc::EBADF, None),
         ];
         for (errno, fault) in kinds {
             let error = CredentialsError::write_io("write", "/home/user/.claude/.credentials.json.1.0.tmp")(

@@ -430,10 +430,16 @@ impl Inner {
             let _ = fs::remove_file(&temp);
         }
         if let Ok(Outcome::Written) = result {
-            // Make the rename itself durable.
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(CredentialsError::io("sync directory", &self.dir))?;
+            // Make the rename itself durable. If that fails the write has still happened: every reader, the CLI
+            // included, sees the new file, so it is reported as written (and recorded as the daemon's own, not as
+            // a rotation); only its survival of a power loss is in doubt.
+            if let Err(error) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    %error,
+                    "credentials written, but the directory could not be synced: the write may not survive a power loss"
+                );
+            }
         }
         result
     }

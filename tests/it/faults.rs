@@ -1,5 +1,6 @@
 //! Faults, with nothing lost: the daemon killed with SIGKILL in the middle of credential writes, of a turn commit
-//! and with its children running; the credentials directory deleted, full or read-only; the app's `.git` deleted.
+//! and with its children running; the credentials directory deleted, full, read-only or failing (EIO); the app's
+//! `.git` deleted.
 //! Every restart reuses the same HOME, config dir and app dir, as systemd would.
 
 use std::os::unix::fs::PermissionsExt;
@@ -52,12 +53,18 @@ impl Site {
 
     /// A daemon on this site, with the fake agent and `extra` flags.
     async fn start(&self, extra: &[String], supervise: bool) -> Daemon {
+        self.start_with_env(extra, supervise, Vec::new()).await
+    }
+
+    /// The same, with `env` added to the daemon's environment.
+    async fn start_with_env(&self, extra: &[String], supervise: bool, mut env: Vec<(String, String)>) -> Daemon {
         let mut args = vec!["--agent-command".to_owned(), fake_agent().display().to_string()];
         args.extend(extra.iter().cloned());
+        env.push(("HOME".to_owned(), self.home().display().to_string()));
         Daemon::start_with(Options {
             config_dir: Some(self.config_dir()),
             app_dir: Some(self.app()),
-            env: vec![("HOME".to_owned(), self.home().display().to_string())],
+            env,
             args,
             supervise,
             ..Options::default()
@@ -888,4 +895,79 @@ async fn a_read_only_credentials_dir_is_a_clear_503_the_previous_file_stays_and_
     }
     assert!(simulated > 0, "neither a read-only mount nor chattr +i works here");
     assert!(!daemon.logs().contains("FAULT-must-not-leak"));
+}
+
+/// Builds `tests/it/eio_shim.c` into `dir`: with it in `LD_PRELOAD`, `fsync` fails with EIO for the paths that end
+/// with what the switch file holds.
+fn build_eio_shim(dir: &Path) -> PathBuf {
+    let library = dir.join("libeio_shim.so");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/eio_shim.c");
+    let output = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o"])
+        .arg(&library)
+        .arg(source)
+        .arg("-ldl")
+        .output()
+        .expect("cc (the Rust build needs it too)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    library
+}
+
+/// 6. A failing disk: fsync answers EIO (injected with an LD_PRELOAD shim, since no real device fails on demand).
+/// Failing on the temporary file, the write is a clear 503 and the file is left as it was; failing on the directory
+/// after the rename, the write has happened (every reader sees it), so it is a 200 with a warning in the log, and
+/// the watcher does not mistake the daemon's own write for a rotation.
+#[tokio::test]
+async fn a_disk_that_fails_with_eio_refuses_the_write_cleanly_or_reports_a_done_one_as_done() {
+    let site = Site::new();
+    let shim = build_eio_shim(site.root.path());
+    let switch = site.root.path().join("eio-switch");
+    let env = vec![
+        ("LD_PRELOAD".to_owned(), shim.display().to_string()),
+        ("ACP_BRIDGE_TEST_EIO_SWITCH".to_owned(), switch.display().to_string()),
+    ];
+    let daemon = site.start_with_env(&[], false, env).await;
+    let (status, _) = daemon.write_credentials(&cli_document("a1", "r1", 1_000)).await;
+    assert_eq!(status, 200);
+
+    // The temporary file's fsync fails: nothing is renamed.
+    std::fs::write(&switch, ".tmp").unwrap();
+    assert_refused_cleanly(&daemon, &site, "I/O error", 2_000, &[]).await;
+    assert!(!daemon.logs().contains("FAULT-must-not-leak"));
+    std::fs::remove_file(&switch).unwrap();
+    let (status, body) = daemon.write_credentials(&cli_document("a2", "r2", 2_000)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The directory's fsync fails, after the rename.
+    let mut events = daemon.events(None).await;
+    std::fs::write(&switch, "/.claude").unwrap();
+    let (status, body) = daemon.write_credentials(&cli_document("a3", "r3", 3_000)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tokens_on_disk(&site.credentials_file()).0, "a3");
+    daemon
+        .wait_for_log("the directory could not be synced", Duration::from_secs(5))
+        .await;
+    std::fs::remove_file(&switch).unwrap();
+    let (status, _) = daemon.write_credentials(&cli_document("a4", "r4", 4_000)).await;
+    assert_eq!(status, 200);
+    // Every event up to the last write's: two writes, and no rotation among them.
+    let mut seen = Vec::new();
+    loop {
+        let event = events.next(Duration::from_secs(10)).await.expect("an event");
+        if event.event.starts_with("credentials.") {
+            seen.push((event.event.clone(), event.data["expiresAt"].clone()));
+        }
+        if event.event == "credentials.written" && event.data["expiresAt"] == 4_000 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("credentials.written".to_owned(), json!(3_000)),
+            ("credentials.written".to_owned(), json!(4_000))
+        ]
+    );
+    let (status, read) = daemon.read_credentials().await;
+    assert_eq!((status, read["accessToken"].as_str()), (200, Some("a4")));
 }
