@@ -165,7 +165,7 @@ fn no_store(body: impl IntoResponse) -> Response {
               (status = 408, description = "The body did not arrive within `--body-timeout`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 500, body = ProblemBody, content_type = "application/problem+json"),
-              (status = 503, description = "Not provisioned, the file kept changing (`credentials-busy`), or the disk is full or read-only (`credentials-unwritable`)", body = ProblemBody, content_type = "application/problem+json")))]
+              (status = 503, description = "Not provisioned, the file kept changing (`credentials-busy`), or the disk is full, read-only or failing, or writing there is not permitted (`credentials-unwritable`)", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn write(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Response, Problem> {
     let request = parse_write_body(body).map_err(|error| CredentialsError::Invalid { error })?;
     let expires_at = state.credentials.write(request).await?;

@@ -132,7 +132,7 @@ pub struct TurnAccepted {
               (status = 415, description = "Not `application/json`", body = ProblemBody, content_type = "application/problem+json"),
               (status = 500, description = "The credentials file could not be written", body = ProblemBody, content_type = "application/problem+json"),
               (status = 502, description = "The agent failed the handshake", body = ProblemBody, content_type = "application/problem+json"),
-              (status = 503, description = "Not provisioned, the agent cannot start, or the daemon is shutting down", body = ProblemBody, content_type = "application/problem+json")))]
+              (status = 503, description = "Not provisioned, the agent cannot start, the daemon is shutting down, or `oauthToken` could not be written (`credentials-unwritable`)", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SessionBody>,
