@@ -33,22 +33,24 @@ static int should_fail(int fd) {
     return (size_t)len >= wanted && strcmp(path + len - wanted, suffix) == 0;
 }
 
-int fsync(int fd) {
-    static int (*real)(int);
+typedef int (*sync_fn)(int);
+
+/* EIO if the fault is on for `fd`, else the C library's own `name`. */
+static int sync_or_fail(int fd, const char *name, sync_fn *real) {
     if (should_fail(fd)) {
         errno = EIO;
         return -1;
     }
-    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    return real(fd);
+    if (*real == NULL) *real = (sync_fn)dlsym(RTLD_NEXT, name);
+    return (*real)(fd);
+}
+
+int fsync(int fd) {
+    static sync_fn real;
+    return sync_or_fail(fd, "fsync", &real);
 }
 
 int fdatasync(int fd) {
-    static int (*real)(int);
-    if (should_fail(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    return real(fd);
+    static sync_fn real;
+    return sync_or_fail(fd, "fdatasync", &real);
 }
