@@ -90,14 +90,7 @@ pub async fn logs(
         text.push_str(&line);
         text.push('\n');
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        text,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 /// Restart one component; what depends on it (chromium on xvfb) restarts after it. For `agent`: stop it (a hung
@@ -145,9 +138,5 @@ pub async fn screenshot(State(state): State<AppState>) -> Result<Response, Probl
             error.to_string(),
         )
     })?;
-    Ok((
-        [(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")],
-        png,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -141,15 +140,7 @@ pub async fn read(State(state): State<AppState>) -> Result<Response, Problem> {
         subscription_type: credentials.subscription_type,
         rate_limit_tier: credentials.rate_limit_tier,
     };
-    Ok(no_store(Json(body)))
-}
-
-fn no_store(body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Ok(Json(body).into_response())
 }
 
 /// Write credentials into the sandbox, unless it holds newer ones.
@@ -169,8 +160,9 @@ fn no_store(body: impl IntoResponse) -> Response {
 pub async fn write(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Response, Problem> {
     let request = parse_write_body(body).map_err(|error| CredentialsError::Invalid { error })?;
     let expires_at = state.credentials.write(request).await?;
-    Ok(no_store(Json(Written {
+    Ok(Json(Written {
         written: true,
         expires_at,
-    })))
+    })
+    .into_response())
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -119,7 +119,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         },
         repo: state.history.summary().await,
     };
-    no_store(http_status(status), body)
+    (http_status(status), Json(body)).into_response()
 }
 
 /// Everything in `/health` plus pids, last exits, credential metadata and the paths in use. No secrets.
@@ -160,7 +160,7 @@ pub async fn status(State(state): State<AppState>) -> Response {
         event_subscribers: state.events.subscriber_count(),
         agent: state.agent.status(),
     };
-    no_store(StatusCode::OK, body)
+    Json(body).into_response()
 }
 
 fn http_status(overall: Overall) -> StatusCode {
@@ -169,12 +169,4 @@ fn http_status(overall: Overall) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
-}
-
-fn no_store(status: StatusCode, body: impl Serialize) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

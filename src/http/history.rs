@@ -104,7 +104,7 @@ pub async fn list(
         Some(_) => return Err(Problem::invalid_field("limit", "`limit` must be a positive integer")),
     };
     let history = state.history.history(limit).await?;
-    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(history)))
+    Ok(Json(history))
 }
 
 /// Move the app (branch and working tree) to HEAD's parent; uncommitted changes are snapshotted first.

@@ -91,6 +91,8 @@ async fn cache_control_is_as_documented() {
         ("status", daemon.get("/status").await),
         ("read", daemon.post("/credentials/read", &json!({})).await),
         ("history", daemon.get("/history").await),
+        ("logs", daemon.get("/components/xvfb/logs").await),
+        ("screenshot", daemon.get("/preview/screenshot").await),
         ("a problem", daemon.get("/nope").await),
     ] {
         assert_eq!(cache_control(&response).as_deref(), Some("no-store"), "{what}");
