@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::helper::{
     BROWSER, Daemon, EventStream, Options, SseEvent, alive, app_copy, cli_document, fake_agent, free_display,
-    free_port, git, mode_of, processes_of, rewrite_in_place, wait_for,
+    free_port, git, live_pids_where, mode_of, processes_of, rewrite_in_place, stack_args, wait_for,
 };
 
 const TURN: Duration = Duration::from_secs(60);
@@ -458,24 +458,10 @@ async fn stale_index_and_branch_locks_are_recovered_at_start_and_the_next_turn_c
 
 /// Live processes whose command line satisfies `matches`.
 fn processes(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if !args.is_empty() && matches(&args) && alive(pid) {
-            found.push(pid);
-        }
-    }
-    found
+    live_pids_where("cmdline", |fields| {
+        let args: Vec<String> = fields.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        !args.is_empty() && matches(&args)
+    })
 }
 
 /// The Xvfb, Chromium (browser process) and Vite running for this display and these ports.
@@ -528,20 +514,8 @@ async fn a_daemon_killed_with_its_children_running_restarts_with_exactly_one_of_
     assert_eq!(app, site.app());
     let (display, cdp_port, vite_port) = (free_display(), free_port(), free_port());
     let profile_dir = site.home().join(".cache/acp-bridge/chromium").display().to_string();
-    let args: Vec<String> = vec![
-        "--display".into(),
-        format!(":{display}"),
-        "--cdp-port".into(),
-        cdp_port.to_string(),
-        "--vite-port".into(),
-        vite_port.to_string(),
-        "--vite-host".into(),
-        "127.0.0.1".into(),
-        "--chromium-profile-dir".into(),
-        profile_dir.clone(),
-        "--stop-grace".into(),
-        "3".into(),
-    ];
+    let mut args = stack_args(display, cdp_port, vite_port);
+    args.extend(["--chromium-profile-dir".into(), profile_dir.clone()]);
     let healthy = |daemon: &Daemon| {
         let (client, url) = (daemon.client.clone(), daemon.url("/health"));
         async move {

@@ -508,17 +508,40 @@ pub fn alive(pid: u32) -> bool {
 /// Pids of live processes started by the daemon with this pid (they carry `ACP_BRIDGE_PID=<pid>`).
 pub fn processes_of(daemon_pid: u32) -> Vec<u32> {
     let mark = format!("ACP_BRIDGE_PID={daemon_pid}");
+    live_pids_where("environ", |vars| vars.contains(&mark.as_bytes()))
+}
+
+/// Pids of live processes whose `/proc/<pid>/<file>` (`cmdline`, `environ`: NUL-separated, empty fields dropped)
+/// satisfies `matches`.
+pub fn live_pids_where(file: &str, matches: impl Fn(&[&[u8]]) -> bool) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+        let Ok(raw) = std::fs::read(entry.path().join(file)) else {
             continue;
         };
-        if environ.split(|b| *b == 0).any(|var| var == mark.as_bytes()) && alive(pid) {
+        let fields: Vec<&[u8]> = raw.split(|b| *b == 0).filter(|f| !f.is_empty()).collect();
+        if matches(&fields) && alive(pid) {
             found.push(pid);
         }
     }
     found
+}
+
+/// The flags that put a supervised stack on its own display and ports, stopping quickly.
+pub fn stack_args(display: u32, cdp_port: u16, vite_port: u16) -> Vec<String> {
+    vec![
+        "--display".into(),
+        format!(":{display}"),
+        "--cdp-port".into(),
+        cdp_port.to_string(),
+        "--vite-port".into(),
+        vite_port.to_string(),
+        "--vite-host".into(),
+        "127.0.0.1".into(),
+        "--stop-grace".into(),
+        "3".into(),
+    ]
 }

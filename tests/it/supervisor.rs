@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helper::{BROWSER, Daemon, Options, alive, app_copy, free_display, free_port, processes_of, wait_for};
+use crate::helper::{
+    BROWSER, Daemon, Options, alive, app_copy, free_display, free_port, processes_of, stack_args, wait_for,
+};
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -26,18 +28,7 @@ async fn stack(extra: &[&str], with_app: bool) -> Stack {
     };
     std::fs::create_dir_all(&app_dir).unwrap();
     let (cdp_port, vite_port) = (free_port(), free_port());
-    let mut args: Vec<String> = vec![
-        "--display".into(),
-        format!(":{}", free_display()),
-        "--cdp-port".into(),
-        cdp_port.to_string(),
-        "--vite-port".into(),
-        vite_port.to_string(),
-        "--vite-host".into(),
-        "127.0.0.1".into(),
-        "--stop-grace".into(),
-        "3".into(),
-    ];
+    let mut args = stack_args(free_display(), cdp_port, vite_port);
     args.extend(extra.iter().map(|s| s.to_string()));
     let options = Options {
         app_dir: Some(app_dir),
